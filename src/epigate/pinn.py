@@ -1,0 +1,250 @@
+"""The physics-informed network and its losses.
+
+The network maps scaled time tau = t / T in [0, 1] to the model's compartments as population
+fractions. Its output layer builds the initial condition and positivity in:
+
+    log u_i(tau) = log u0_i + tau * NN_i(tau)      for S and every compartment up to I
+    R (+ D)      = 1 - sum of the above               (conservation by construction)
+
+(with SEIRD's removed share split between R and D by a sigmoid of a further output). Because
+positivity and conservation hold exactly, the "logical" penalty of DESIGN.md is identically zero and
+no backward pass is spent on it.
+
+Losses, all in scaled units so both start O(1):
+
+- ``L_data``: mean squared error of the observed quantities, each channel divided by its largest
+  observed value (so every channel lies in [0, 1]).
+- ``L_phys``: mean squared residual ``du/dtau - T f(u; rates)`` over collocation points and
+  compartments, du/dtau by forward-mode autodiff.
+
+Trainable: the flat network weights ``theta`` (shape (P,)) and ``phi = (log rates, log reporting
+fractions)``. Entries of phi marked fixed are replaced by their known values, so they get no
+gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from .data import Observations, needs_interval_starts, observe_states
+from .models import CompartmentalModel
+
+ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu, "sin": jnp.sin}
+ZERO_FLOOR = 1e-6  # fraction used in place of a zero initial value inside a logarithm
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    width: int = 64
+    depth: int = 3
+    activation: str = "tanh"
+    n_colloc: int = 256
+    output_scale: float = 5.0  # multiplies NN outputs: log-states change by O(5) over the horizon
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose one of {list(ACTIVATIONS)}")
+        if self.width < 1 or self.depth < 1:
+            raise ValueError(f"network width and depth must be >= 1, got {self.width}x{self.depth}")
+        if self.n_colloc < 2:
+            raise ValueError(f"need at least 2 collocation points, got {self.n_colloc}")
+
+
+class ProblemArrays(NamedTuple):
+    """The numbers a fit needs, as JAX arrays (a pytree, so a batch of them can be vmapped).
+
+    Shapes: n observation times, k channels, c collocation points, s states, p rates.
+    """
+
+    tau_obs: jax.Array  # (n,) observation times / T
+    tau_start: jax.Array  # (n,) reporting-interval starts / T (= tau_obs when unused)
+    y: jax.Array  # (n, k) observed fractions / channel scale, 0 where missing
+    mask: jax.Array  # (n, k) 1 where observed
+    scale: jax.Array  # (k,) channel scale, fractions (largest observed value)
+    tau_colloc: jax.Array  # (c,)
+    u0: jax.Array  # (s,) initial fractions
+    horizon: jax.Array  # () T, days
+    log_rates_fixed: jax.Array  # (p,) log of fixed rates (ignored where free)
+    log_rho_fixed: jax.Array  # (k,) log of fixed reporting fractions (ignored where free)
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """The static (hashable) structure of a fitting problem: what is observed and what is free."""
+
+    model: CompartmentalModel
+    channels: tuple[str, ...]
+    rates_free: tuple[bool, ...]
+    rho_free: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A fitting problem: static structure plus arrays."""
+
+    spec: ProblemSpec
+    arrays: ProblemArrays
+
+    @property
+    def model(self) -> CompartmentalModel:
+        return self.spec.model
+
+
+def build_problem(
+    model: CompartmentalModel,
+    obs: Observations,
+    *,
+    n_colloc: int = 256,
+    fixed: dict[str, float] | None = None,
+    reporting: dict[str, float | None] | None = None,
+) -> Problem:
+    """Scale observations into a :class:`Problem`.
+
+    Args:
+        fixed: rates held at known values (1/day), e.g. ``{"sigma": 1/5.3}``.
+        reporting: reporting fraction per channel; a number fixes it, None estimates it;
+            channels not named are fully reported (1).
+    """
+    obs.check_against(model)
+    fixed = dict(fixed or {})
+    reporting = dict(reporting or {})
+    for name in fixed:
+        if name not in model.params:
+            raise ValueError(f"cannot fix {name!r}: model {model.name} has rates {model.params}")
+    for ch in reporting:
+        if ch not in obs.channels:
+            raise ValueError(f"reporting fraction given for {ch!r}, which is not observed {obs.channels}")
+    T = float(obs.horizon)
+    if T <= 0:
+        raise ValueError("the last observation time must be after t = 0")
+    frac = np.asarray(obs.values, dtype=float) / obs.population
+    mask = np.isfinite(frac)
+    scale = np.array([np.nanmax(np.abs(frac[:, j])) if mask[:, j].any() else 1.0 for j in range(frac.shape[1])])
+    scale = np.where(scale > 0, scale, 1.0 / obs.population)
+    u0 = np.zeros(model.n_states)
+    for name, value in obs.initial.items():
+        u0[model.state_index(name)] = value
+    u0[0] = 1.0 - u0[1:].sum()
+    t_start = obs.t_start if (obs.t_start is not None and needs_interval_starts(obs.channels)) else obs.t
+    rates_fixed = np.array([np.log(fixed[k]) if k in fixed else 0.0 for k in model.params])
+    rho_vals = [reporting.get(ch, 1.0) for ch in obs.channels]
+    rho_fixed = np.array([0.0 if r is None else np.log(r) for r in rho_vals])
+    f32 = lambda a: jnp.asarray(a, dtype=jnp.float32)
+    arrays = ProblemArrays(
+        tau_obs=f32(obs.t / T),
+        tau_start=f32(t_start / T),
+        y=f32(np.where(mask, frac / scale, 0.0)),
+        mask=f32(mask),
+        scale=f32(scale),
+        tau_colloc=f32(np.linspace(0.0, 1.0, n_colloc)),
+        u0=f32(u0),
+        horizon=f32(T),
+        log_rates_fixed=f32(rates_fixed),
+        log_rho_fixed=f32(rho_fixed),
+    )
+    spec = ProblemSpec(
+        model=model,
+        channels=tuple(obs.channels),
+        rates_free=tuple(k not in fixed for k in model.params),
+        rho_free=tuple(r is None for r in rho_vals),
+    )
+    return Problem(spec=spec, arrays=arrays)
+
+
+class Network(NamedTuple):
+    """A network as a flat weight vector plus how to call it."""
+
+    init: Callable[[jax.Array], jax.Array]  # key -> theta (P,)
+    states: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (theta, tau (c,), u0 (s,)) -> (c, s)
+
+
+def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
+    """Build the MLP tau -> compartments described in the module docstring."""
+    i_inf = model.state_index(model.infectious)
+    n_log = i_inf + 1  # S .. I predicted in log space
+    n_removed = model.n_states - n_log  # R (and D) share the rest
+    n_out = n_log + max(n_removed - 1, 0)
+    activation = ACTIVATIONS[config.activation]
+
+    def build(key):
+        mlp = eqx.nn.MLP(1, n_out, config.width, config.depth, activation=activation, key=key)
+        # start from the constant initial state: a zero last layer, so early curves are tame
+        last = mlp.layers[-1]
+        mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp,
+                          (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+        return mlp
+
+    template = build(jax.random.PRNGKey(0))
+    params0, static = eqx.partition(template, eqx.is_array)
+    _, unravel = ravel_pytree(params0)
+
+    def init(key):
+        params, _ = eqx.partition(build(key), eqx.is_array)
+        return ravel_pytree(params)[0]
+
+    def states(theta, tau, u0):
+        mlp = eqx.combine(unravel(theta), static)
+        z = jax.vmap(mlp)((2.0 * tau - 1.0)[:, None]) * config.output_scale  # (c, n_out)
+        log_u0 = jnp.log(jnp.maximum(u0[:n_log], ZERO_FLOOR))
+        upstream = jnp.exp(log_u0 + tau[:, None] * z[:, :n_log])  # (c, n_log)
+        removed = 1.0 - upstream.sum(axis=1, keepdims=True)
+        if n_removed == 1:
+            rest = removed
+        else:  # split removed between R and D, starting from their initial ratio
+            total0 = u0[n_log:].sum()
+            q0 = jnp.where(total0 > 0, u0[-1] / jnp.maximum(total0, 1e-12), 0.5)
+            q0 = jnp.clip(q0, 1e-6, 1 - 1e-6)
+            q = jax.nn.sigmoid(jnp.log(q0 / (1 - q0)) + tau[:, None] * z[:, n_log:])
+            rest = jnp.concatenate([removed * (1 - q), removed * q], axis=1)
+        return jnp.concatenate([upstream, rest], axis=1)
+
+    return Network(init=init, states=states)
+
+
+def effective_phi(spec: ProblemSpec, arrays: ProblemArrays, phi):
+    """(log rates, log rho) with fixed entries replaced by their known values."""
+    log_rates, log_rho = phi
+    log_rates = jnp.where(jnp.array(spec.rates_free), log_rates, arrays.log_rates_fixed)
+    log_rho = jnp.where(jnp.array(spec.rho_free), log_rho, arrays.log_rho_fixed)
+    return log_rates, log_rho
+
+
+def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float] | None = None):
+    """Starting point of phi: the model's generic guess for free rates, reporting 0.5 if free."""
+    guess = guess or spec.model.guess
+    log_rates = jnp.log(jnp.array([guess[k] for k in spec.model.params], dtype=jnp.float32))
+    log_rho = jnp.where(jnp.array(spec.rho_free), jnp.log(0.5), 0.0).astype(jnp.float32)
+    return effective_phi(spec, arrays, (log_rates, log_rho))
+
+
+def make_losses(spec: ProblemSpec, network: Network):
+    """Return ``losses(theta, phi, arrays) -> array([L_data, L_phys])``."""
+    model, channels = spec.model, spec.channels
+    use_starts = needs_interval_starts(channels)
+
+    def losses(theta, phi, a: ProblemArrays):
+        log_rates, log_rho = effective_phi(spec, a, phi)
+        rates = jnp.exp(log_rates)
+        # data
+        tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
+        u = network.states(theta, tau, a.u0)
+        n = a.tau_obs.shape[0]
+        pred = observe_states(model, channels, u[:n], u[n:] if use_starts else None, a.u0, xp=jnp)
+        pred = pred * jnp.exp(log_rho) / a.scale
+        sq = a.mask * (pred - a.y) ** 2
+        l_data = sq.sum() / jnp.maximum(a.mask.sum(), 1.0)
+        # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
+        tc = a.tau_colloc
+        u_c, du_c = jax.jvp(lambda t: network.states(theta, t, a.u0), (tc,), (jnp.ones_like(tc),))
+        f = jnp.stack(model.rhs(u_c.T, rates), axis=1)  # (c, s)
+        l_phys = jnp.mean((du_c - a.horizon * f) ** 2)
+        return jnp.stack([l_data, l_phys])
+
+    return losses

@@ -1,0 +1,308 @@
+"""Training: one compiled loop for every balancing strategy, many seeds at once.
+
+Two phases, the same for every method (see docs/method.md for why):
+
+1. **First-order phase** (Adam): the strategy under test combines the data and physics gradients
+   of the network weights; the rates get the physics gradient alone, ungated, and estimated
+   reporting fractions the data gradient alone.
+2. **Refinement phase** (L-BFGS): ``L_data + lam_ref * L_phys`` over everything, at the fixed
+   reference weight. At a stationary point the two gradients are exactly opposite (c = -1), so
+   no gate may set the weight here: it would switch physics off precisely at convergence.
+
+Both phases run ``record_every`` steps per ``lax.scan`` iteration inside a compiled chunk; a chunk
+is called repeatedly from Python, which checks for divergence and advances the progress bar.
+Everything is ``vmap``-ed over a leading seed axis (K networks trained at once).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import balancing
+from .pinn import NetworkConfig, Problem, ProblemArrays, ProblemSpec, initial_phi, make_losses, make_network
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        method: balancing strategy for the first-order phase (see ``balancing.METHODS``).
+        adam_steps: first-order steps.
+        refine_steps: L-BFGS iterations of the refinement phase (0 skips it).
+        learning_rate: Adam's step size.
+        lam_ref: reference physics weight: the refinement weight, the weight of ``fixed``,
+            ``pcgrad``, ``config`` and ``gate_only``, and the ceiling of ``cggs``/``magnitude``.
+        floor_ratio: floor of ``cggs``/``magnitude`` and the ``floor`` control, times lam_ref.
+        fixed_weight: overrides lam_ref as the weight of the ``fixed`` method (e.g. 1.0).
+        kappa, tau: sharpness and threshold of the CGGS gate.
+        alpha: EMA factor of adaptive weights (1 = instantaneous).
+        record_every: steps between history records (must divide both step counts).
+    """
+
+    method: str = "cggs"
+    adam_steps: int = 6000
+    refine_steps: int = 3000
+    learning_rate: float = 1e-3
+    lam_ref: float = 1.0
+    floor_ratio: float = 0.1
+    fixed_weight: float | None = None
+    kappa: float = 5.0
+    tau: float = 0.0
+    alpha: float = 0.1
+    record_every: int = 50
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    def __post_init__(self):
+        if self.method not in balancing.METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(balancing.METHODS)}")
+        if self.adam_steps < 0 or self.refine_steps < 0 or self.adam_steps + self.refine_steps == 0:
+            raise ValueError(f"step counts must be >= 0 and not both 0, got {self.adam_steps}, {self.refine_steps}")
+        if self.record_every < 1:
+            raise ValueError("record_every must be >= 1")
+        for name in ("adam_steps", "refine_steps"):
+            if getattr(self, name) % self.record_every:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of record_every ({self.record_every})")
+        if not self.learning_rate > 0 or not self.lam_ref > 0 or not 0 < self.alpha <= 1:
+            raise ValueError("learning_rate and lam_ref must be > 0 and alpha in (0, 1]")
+
+    @property
+    def floor(self) -> float:
+        return self.floor_ratio * self.lam_ref
+
+
+def make_strategy(cfg: TrainConfig) -> balancing.Strategy:
+    """The balancing strategy of ``cfg.method`` under the shared recipe."""
+    ref, lo = cfg.lam_ref, cfg.floor
+    return {
+        "fixed": lambda: balancing.fixed(cfg.fixed_weight if cfg.fixed_weight is not None else ref),
+        "floor": lambda: balancing.fixed(lo, name="floor"),
+        "magnitude": lambda: balancing.magnitude(cfg.alpha, lo, ref, lam_init=ref),
+        "lra": lambda: balancing.lra(0.1, lam_init=ref),
+        "pcgrad": lambda: balancing.pcgrad(ref),
+        "config": lambda: balancing.config(ref),
+        "gate_only": lambda: balancing.gate_only(ref, cfg.kappa, cfg.tau, cfg.alpha),
+        "cggs": lambda: balancing.cggs(cfg.kappa, cfg.tau, lo, ref, cfg.alpha, lam_init=ref),
+        "cggs_literal": lambda: balancing.cggs(cfg.kappa, cfg.tau, name="cggs_literal"),
+    }[cfg.method]()
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+RECORD_KEYS = ("loss_data", "loss_phys", "c", "c_mean", "m", "lam", "norm_data", "norm_phys")
+
+
+@dataclass
+class TrainResult:
+    """Output of :func:`train` for K networks (leading axis K everywhere).
+
+    Attributes:
+        log_rates: (K, p) final log rates (NaN rows for diverged members).
+        log_rho: (K, k) final log reporting fractions.
+        log_rates_adam: (K, p) log rates at the end of the first-order phase.
+        theta: (K, P) final network weights.
+        history: ``step`` (R,), ``phase`` (R,) 0 = Adam, 1 = refinement, each of RECORD_KEYS
+            (K, R), ``log_rates`` (K, R, p).
+        diverged_step: (K,) first recorded step with a non-finite loss, -1 if none.
+        compile_s, train_s: seconds spent compiling and training.
+    """
+
+    log_rates: np.ndarray
+    log_rho: np.ndarray
+    log_rates_adam: np.ndarray
+    theta: np.ndarray
+    history: dict
+    diverged_step: np.ndarray
+    compile_s: float
+    train_s: float
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.diverged_step >= 0
+
+
+class _State(NamedTuple):
+    theta: jax.Array
+    phi: tuple
+    opt_state: object
+    lam: jax.Array
+
+
+def _chunk_records(total: int, every: int, target_steps: int = 1000) -> int:
+    """Records per compiled chunk: the largest divisor of total/every giving <= target_steps."""
+    n = total // every
+    best = 1
+    for d in range(1, n + 1):
+        if n % d == 0 and d * every <= max(target_steps, every):
+            best = d
+    return best
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
+    """Build (and cache) the jitted, vmapped init, Adam-chunk and L-BFGS-chunk functions."""
+    network = make_network(spec.model, cfg.network)
+    losses = make_losses(spec, network)
+    strategy = make_strategy(cfg)
+    adam = optax.adam(cfg.learning_rate)
+    jac = jax.jacrev(lambda th, ph, a: (losses(th, ph, a),) * 2, argnums=(0, 1), has_aux=True)
+    weights = jnp.array([1.0, cfg.lam_ref])
+    lbfgs = optax.lbfgs()
+    every = cfg.record_every
+    data_axis = 0 if batched_data else None
+
+    def stats(theta, phi, a):
+        (j_theta, _), L = jac(theta, phi, a)
+        c, m, nd, np_ = balancing.gradient_stats(j_theta[0], j_theta[1])
+        return L, c, m, nd, np_
+
+    def init(key, a):
+        theta = network.init(key)
+        phi = initial_phi(spec, a)
+        return _State(theta, phi, adam.init((theta, phi)), strategy.init()), lbfgs.init((theta, phi))
+
+    def adam_step(state: _State, a):
+        (j_theta, j_phi), L = jac(state.theta, state.phi, a)
+        direction, lam, info = strategy.update(j_theta[0], j_theta[1], state.lam)
+        g_phi = jax.tree.map(lambda j: j[0] + j[1], j_phi)  # rates: physics only; rho: data only
+        updates, opt_state = adam.update((direction, g_phi), state.opt_state, (state.theta, state.phi))
+        theta, phi = optax.apply_updates((state.theta, state.phi), updates)
+        return _State(theta, phi, opt_state, lam), (L, info)
+
+    def adam_record(state, a):
+        def body(s, _):
+            return adam_step(s, a)
+
+        state, (L, info) = jax.lax.scan(body, state, None, length=every)
+        rec = {"loss_data": L[-1, 0], "loss_phys": L[-1, 1], "c": info["c"][-1], "c_mean": info["c"].mean(),
+               "m": info["m"][-1], "lam": info["lam"][-1], "norm_data": info["norm_data"][-1],
+               "norm_phys": info["norm_phys"][-1], "log_rates": state.phi[0]}
+        return state, rec
+
+    def lbfgs_record(carry, a):
+        objective = lambda params: losses(params[0], params[1], a) @ weights
+        value_and_grad = optax.value_and_grad_from_state(objective)
+
+        def body(c, _):
+            params, opt_state = c
+            value, grad = value_and_grad(params, state=opt_state)
+            updates, opt_state = lbfgs.update(grad, opt_state, params, value=value, grad=grad, value_fn=objective)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        carry, _ = jax.lax.scan(body, carry, None, length=every)
+        (theta, phi), _ = carry
+        L, c, m, nd, np_ = stats(theta, phi, a)
+        rec = {"loss_data": L[0], "loss_phys": L[1], "c": c, "c_mean": c, "m": m, "lam": weights[1],
+               "norm_data": nd, "norm_phys": np_, "log_rates": phi[0]}
+        return carry, rec
+
+    def chunk(record_fn, n_records):
+        def run(carry, a):
+            return jax.lax.scan(lambda s, _: record_fn(s, a), carry, None, length=n_records)
+
+        return jax.jit(jax.vmap(run, in_axes=(0, data_axis)))
+
+    n_adam = _chunk_records(cfg.adam_steps, every) if cfg.adam_steps else 0
+    n_lbfgs = _chunk_records(cfg.refine_steps, every) if cfg.refine_steps else 0
+    return {
+        "init": jax.jit(jax.vmap(init, in_axes=(0, data_axis))),
+        "adam": chunk(adam_record, n_adam) if n_adam else None,
+        "lbfgs": chunk(lbfgs_record, n_lbfgs) if n_lbfgs else None,
+        "n_adam": n_adam,
+        "n_lbfgs": n_lbfgs,
+    }
+
+
+ProgressFn = Callable[[str, int, int], None]  # (phase, steps done, steps total)
+
+
+def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = False,
+          progress: ProgressFn | None = None, raise_on_divergence: bool = True) -> TrainResult:
+    """Train one network per seed, all at once.
+
+    Args:
+        problem: from :func:`epigate.pinn.build_problem`. With ``batched_data`` its arrays carry a
+            leading axis K (one data set per seed, e.g. noise replicates); otherwise all seeds
+            share the data.
+        seeds: K integer seeds (network initialisation).
+        raise_on_divergence: raise :class:`TrainingDiverged` if any member's loss becomes
+            non-finite; otherwise mark it in ``diverged_step`` and set its estimates to NaN.
+    """
+    spec, arrays = problem.spec, problem.arrays
+    fns = _compiled(spec, cfg, batched_data)
+    keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
+    K = keys.shape[0]
+    total = cfg.adam_steps + cfg.refine_steps
+
+    t0 = time.perf_counter()
+    compiled = {}
+    state, lbfgs_state = fns["init"](keys, arrays)
+    if fns["adam"] is not None:
+        compiled["adam"] = fns["adam"].lower(state, arrays).compile()
+    if fns["lbfgs"] is not None:
+        compiled["lbfgs"] = fns["lbfgs"].lower(((state.theta, state.phi), lbfgs_state), arrays).compile()
+    compile_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    records, phases = [], []
+    diverged_step = np.full(K, -1)
+    done = 0
+
+    def check(rec, phase_name):
+        nonlocal done
+        loss = np.asarray(rec["loss_data"]) + np.asarray(rec["loss_phys"])  # (K, n)
+        steps = done + cfg.record_every * np.arange(1, loss.shape[1] + 1)
+        bad = ~np.isfinite(loss)
+        for k in np.where(bad.any(axis=1) & (diverged_step < 0))[0]:
+            diverged_step[k] = steps[np.argmax(bad[k])]
+        records.append(rec)
+        phases.append(np.full(loss.shape[1], 0 if phase_name == "adam" else 1))
+        done = int(steps[-1])
+        if progress:
+            progress(phase_name, done, total)
+        if raise_on_divergence and (diverged_step >= 0).any():
+            k = int(np.argmax(diverged_step >= 0))
+            raise TrainingDiverged(
+                f"method {cfg.method}: the loss became NaN or infinite at step {diverged_step[k]} "
+                f"({phase_name} phase, seed {int(seeds[k])}); try a smaller --lr or another --lam-ref")
+        return bool((diverged_step >= 0).all())
+
+    all_bad = False
+    for _ in range(cfg.adam_steps // (cfg.record_every * max(fns["n_adam"], 1)) if fns["n_adam"] else 0):
+        state, rec = compiled["adam"](state, arrays)
+        if all_bad := check(rec, "adam"):
+            break
+    log_rates_adam = np.asarray(state.phi[0])
+    carry = ((state.theta, state.phi), lbfgs_state)
+    if fns["n_lbfgs"] and not all_bad:
+        for _ in range(cfg.refine_steps // (cfg.record_every * fns["n_lbfgs"])):
+            carry, rec = compiled["lbfgs"](carry, arrays)
+            if check(rec, "refine"):
+                break
+    (theta, phi), _ = carry
+    theta, phi = jax.block_until_ready((theta, phi))
+    train_s = time.perf_counter() - t0
+
+    history = {key: np.concatenate([np.asarray(r[key]) for r in records], axis=1) for key in records[0]}
+    n_rec = history["loss_data"].shape[1]
+    history["step"] = cfg.record_every * np.arange(1, n_rec + 1)
+    history["phase"] = np.concatenate(phases)
+    log_rates = np.asarray(phi[0], dtype=float)
+    log_rho = np.asarray(phi[1], dtype=float)
+    bad = diverged_step >= 0
+    log_rates[bad] = np.nan
+    log_rho[bad] = np.nan
+    return TrainResult(log_rates=log_rates, log_rho=log_rho, log_rates_adam=log_rates_adam,
+                       theta=np.asarray(theta), history=history, diverged_step=diverged_step,
+                       compile_s=compile_s, train_s=train_s)
