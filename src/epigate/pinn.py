@@ -224,14 +224,53 @@ def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float
     return effective_phi(spec, arrays, (log_rates, log_rho))
 
 
-def make_losses(spec: ProblemSpec, network: Network):
-    """Return ``losses(theta, phi, arrays) -> array([L_data, L_phys])``."""
+def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
+    """The free rates that minimise L_phys for a given trajectory, in closed form.
+
+    Every model's right-hand side is linear in its rates, f(u; p) = A(u) p, so for a fixed network
+    the residual du/dtau - T A(u) p is linear in p and its least-squares minimiser is one small
+    linear solve (variable projection). Rates are returned as logs; fixed ones keep their values.
+
+    Args:
+        u_c, du_c: states and their tau-derivatives at the collocation points, shape (c, s).
+    """
+    model = spec.model
+    n_p = len(model.params)
+    A = jax.vmap(jax.jacfwd(lambda p, u: jnp.stack(model.rhs(u, p))), in_axes=(None, 0))(
+        jnp.ones(n_p, u_c.dtype), u_c)  # (c, s, p)
+    A = (arrays.horizon * A).reshape(-1, n_p)
+    b = du_c.reshape(-1)
+    free = np.array(spec.rates_free)
+    fixed_rates = jnp.exp(arrays.log_rates_fixed)
+    if (~free).any():
+        b = b - A[:, ~free] @ fixed_rates[~free]
+    A_free = A[:, free]
+    col = jnp.linalg.norm(A_free, axis=0) + 1e-12  # equilibrate columns before the normal equations
+    An = A_free / col
+    p_free = jnp.linalg.solve(An.T @ An + 1e-10 * jnp.eye(An.shape[1], dtype=An.dtype), An.T @ b) / col
+    log_free = jnp.log(jnp.maximum(p_free, 1e-8))
+    return jnp.zeros(n_p, u_c.dtype).at[np.where(free)[0]].set(log_free) + jnp.where(
+        jnp.array(free), 0.0, arrays.log_rates_fixed)
+
+
+def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = False):
+    """Return ``losses(theta, phi, arrays) -> (array([L_data, L_phys]), log_rates)``.
+
+    With ``profile_rates`` the rates in ``phi`` are ignored and replaced by the L_phys-optimal
+    rates of the current network (:func:`optimal_log_rates`).
+    """
     model, channels = spec.model, spec.channels
     use_starts = needs_interval_starts(channels)
 
     def losses(theta, phi, a: ProblemArrays):
         log_rates, log_rho = effective_phi(spec, a, phi)
-        rates = jnp.exp(log_rates)
+        # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
+        tc = a.tau_colloc
+        u_c, du_c = jax.jvp(lambda t: network.states(theta, t, a.u0), (tc,), (jnp.ones_like(tc),))
+        if profile_rates:
+            log_rates = optimal_log_rates(spec, u_c, du_c, a)
+        f = jnp.stack(model.rhs(u_c.T, jnp.exp(log_rates)), axis=1)  # (c, s)
+        l_phys = jnp.mean((du_c - a.horizon * f) ** 2)
         # data
         tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
         u = network.states(theta, tau, a.u0)
@@ -240,11 +279,6 @@ def make_losses(spec: ProblemSpec, network: Network):
         pred = pred * jnp.exp(log_rho) / a.scale
         sq = a.mask * (pred - a.y) ** 2
         l_data = sq.sum() / jnp.maximum(a.mask.sum(), 1.0)
-        # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
-        tc = a.tau_colloc
-        u_c, du_c = jax.jvp(lambda t: network.states(theta, t, a.u0), (tc,), (jnp.ones_like(tc),))
-        f = jnp.stack(model.rhs(u_c.T, rates), axis=1)  # (c, s)
-        l_phys = jnp.mean((du_c - a.horizon * f) ** 2)
-        return jnp.stack([l_data, l_phys])
+        return jnp.stack([l_data, l_phys]), log_rates
 
     return losses

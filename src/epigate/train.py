@@ -47,6 +47,9 @@ class TrainConfig:
         kappa, tau: sharpness and threshold of the CGGS gate.
         alpha: EMA factor of adaptive weights (1 = instantaneous).
         record_every: steps between history records (must divide both step counts).
+        lbfgs_memory: number of past updates L-BFGS keeps for its curvature estimate.
+        profile_rates: in the refinement phase, eliminate the rates in closed form (they enter the
+            residual linearly) instead of iterating on them; same objective, far better conditioned.
     """
 
     method: str = "cggs"
@@ -60,6 +63,8 @@ class TrainConfig:
     tau: float = 0.0
     alpha: float = 0.1
     record_every: int = 50
+    lbfgs_memory: int = 10
+    profile_rates: bool = True
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def __post_init__(self):
@@ -153,12 +158,14 @@ def _chunk_records(total: int, every: int, target_steps: int = 1000) -> int:
 def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
     """Build (and cache) the jitted, vmapped init, Adam-chunk and L-BFGS-chunk functions."""
     network = make_network(spec.model, cfg.network)
-    losses = make_losses(spec, network)
+    losses_and_rates = make_losses(spec, network)
+    losses = lambda th, ph, a: losses_and_rates(th, ph, a)[0]
+    profiled = make_losses(spec, network, profile_rates=True) if cfg.profile_rates else losses_and_rates
     strategy = make_strategy(cfg)
     adam = optax.adam(cfg.learning_rate)
     jac = jax.jacrev(lambda th, ph, a: (losses(th, ph, a),) * 2, argnums=(0, 1), has_aux=True)
     weights = jnp.array([1.0, cfg.lam_ref])
-    lbfgs = optax.lbfgs()
+    lbfgs = optax.lbfgs(memory_size=cfg.lbfgs_memory)
     every = cfg.record_every
     data_axis = 0 if batched_data else None
 
@@ -191,34 +198,50 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
         return state, rec
 
     def lbfgs_record(carry, a):
-        objective = lambda params: losses(params[0], params[1], a) @ weights
+        objective = lambda params: profiled(params[0], params[1], a)[0] @ weights
         value_and_grad = optax.value_and_grad_from_state(objective)
 
         def body(c, _):
             params, opt_state = c
             value, grad = value_and_grad(params, state=opt_state)
-            updates, opt_state = lbfgs.update(grad, opt_state, params, value=value, grad=grad, value_fn=objective)
-            return (optax.apply_updates(params, updates), opt_state), None
+            updates, new_state = lbfgs.update(grad, opt_state, params, value=value, grad=grad, value_fn=objective)
+            new_params = optax.apply_updates(params, updates)
+            # A line-search step into a region where the network overflows would poison the run:
+            # refuse it, keep the last good point and restart L-BFGS's memory from there.
+            finite = lambda tree: jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+            ok = finite(new_params) & finite(optax.tree_utils.tree_get(new_state, "value")) & finite(
+                optax.tree_utils.tree_get(new_state, "grad"))
+            keep = lambda new, old: jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, old)
+            return (keep(new_params, params), keep(new_state, lbfgs.init(params))), None
 
         carry, _ = jax.lax.scan(body, carry, None, length=every)
-        (theta, phi), _ = carry
+        (theta, phi), opt_state = carry
+        if cfg.profile_rates:  # keep phi's rates equal to the profiled optimum
+            phi = (profiled(theta, phi, a)[1], phi[1])
+            carry = ((theta, phi), opt_state)
         L, c, m, nd, np_ = stats(theta, phi, a)
         rec = {"loss_data": L[0], "loss_phys": L[1], "c": c, "c_mean": c, "m": m, "lam": weights[1],
                "norm_data": nd, "norm_phys": np_, "log_rates": phi[0]}
         return carry, rec
 
-    def chunk(record_fn, n_records):
+    def chunk(record_fn, n_records, vectorise=True):
         def run(carry, a):
             return jax.lax.scan(lambda s, _: record_fn(s, a), carry, None, length=n_records)
 
-        return jax.jit(jax.vmap(run, in_axes=(0, data_axis)))
+        if vectorise:
+            return jax.jit(jax.vmap(run, in_axes=(0, data_axis)))
+        # L-BFGS's line search is a while loop: under vmap every member would run as many
+        # evaluations as the slowest one, so members run one after another instead.
+        if batched_data:
+            return jax.jit(lambda carry, a: jax.lax.map(lambda ca: run(*ca), (carry, a)))
+        return jax.jit(lambda carry, a: jax.lax.map(lambda c: run(c, a), carry))
 
     n_adam = _chunk_records(cfg.adam_steps, every) if cfg.adam_steps else 0
     n_lbfgs = _chunk_records(cfg.refine_steps, every) if cfg.refine_steps else 0
     return {
         "init": jax.jit(jax.vmap(init, in_axes=(0, data_axis))),
         "adam": chunk(adam_record, n_adam) if n_adam else None,
-        "lbfgs": chunk(lbfgs_record, n_lbfgs) if n_lbfgs else None,
+        "lbfgs": chunk(lbfgs_record, n_lbfgs, vectorise=False) if n_lbfgs else None,
         "n_adam": n_adam,
         "n_lbfgs": n_lbfgs,
     }

@@ -1,0 +1,233 @@
+"""The ``epigate`` command line: ``simulate`` and ``fit``.
+
+Printing and file I/O live here and in ``output.py``; the numerics stay pure.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Epidemic parameter estimation with physics-informed networks trained by CGGS.")
+console = Console(stderr=True)
+
+
+class UsageError(typer.BadParameter):
+    pass
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _progress_bar(quiet: bool):
+    if quiet:
+        return None, None
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+    task = {"id": None}
+
+    def update(phase: str, done: int, total: int):
+        if task["id"] is None:
+            task["id"] = bar.add_task("training", total=total)
+        bar.update(task["id"], completed=done, description=f"training ({phase})")
+
+    return bar, update
+
+
+def _fmt(x: Optional[float], digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def _pct(x: Optional[float]) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{100 * x:+.1f} %"
+
+
+def print_summary(s: dict) -> None:
+    """The short table of estimates on the terminal."""
+    truth = s.get("truth")
+    table = Table(title=f"{s['model'].upper()} estimates ({s['method']}, {len(s['seeds'])} network(s))")
+    table.add_column("quantity")
+    table.add_column("PINN")
+    if len(s["seeds"]) > 1:
+        table.add_column("90 % interval")
+    table.add_column("least squares")
+    table.add_column("PINN vs LSQ")
+    if truth:
+        table.add_column("truth")
+        table.add_column("PINN vs truth")
+        table.add_column("LSQ vs truth")
+    rows = list(s["params"]) + ["peak time (d)", "peak height"]
+    for name in rows:
+        if name.startswith("peak"):
+            key = "time" if "time" in name else "height"
+            p, c = s["peak"][key], s["classical"]["peak"][key]
+            t = truth["peak"][key] if truth else None
+            iv = s["peak"][f"{key}_interval"]
+        else:
+            p, c = s["params"][name], s["classical"][name]
+            t = truth.get(name) if truth else None
+            iv = s["intervals"][name]
+        rel = lambda a, b: (a / b - 1.0) if (a is not None and b) else None
+        row = [name, _fmt(p)]
+        if len(s["seeds"]) > 1:
+            row.append(f"[{_fmt(iv['lo'])}, {_fmt(iv['hi'])}]")
+        row += [_fmt(c), _pct(rel(p, c))]
+        if truth:
+            row += [_fmt(t), _pct(rel(p, t)), _pct(rel(c, t))]
+        table.add_row(*row)
+    Console().print(table)
+    ratio = s.get("misfit_ratio")
+    if ratio is not None and math.isfinite(ratio) and ratio > 1.5:
+        console.print(f"[yellow]warning:[/] the ODE with the PINN's rates fits the data {ratio:.1f}x worse than "
+                      "least squares; the PINN has not found the best fit (try --polish, more --steps, or "
+                      "more data)")
+    if s.get("polish"):
+        pol = s["polish"]
+        console.print(f"polished (least squares from the PINN estimate): R0 {_fmt(pol['R0'])}, "
+                      + ", ".join(f"{k} {_fmt(v)}" for k, v in pol.items() if k not in ("R0", "loss")))
+    if s["diverged_seeds"]:
+        console.print(f"[yellow]warning:[/] seeds {s['diverged_seeds']} diverged and were left out")
+    console.print(f"time: {s['runtime_s']:.1f} s total ({s['compile_s']:.1f} s compiling, "
+                  f"{s['train_s']:.1f} s training, least squares {s['classical']['runtime_s']:.2f} s)")
+
+
+def _parse_assignments(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            _fail(f"{what} {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _number(text: str, what: str) -> float:
+    """A number, or a simple fraction like 1/5.3."""
+    try:
+        if "/" in text:
+            a, b = text.split("/", 1)
+            value = float(a) / float(b)
+        else:
+            value = float(text)
+    except (ValueError, ZeroDivisionError):
+        _fail(f"{what}: {text!r} is not a number")
+    if not math.isfinite(value):
+        _fail(f"{what}: {text!r} is not a finite number")
+    return value
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    model: str = typer.Option("seir", help="sir, seir or seird."),
+    beta: float = typer.Option(0.5, help="Transmission rate, 1/day."),
+    sigma: float = typer.Option(0.2, help="Incubation rate, 1/day (SEIR, SEIRD)."),
+    gamma: float = typer.Option(0.1, help="Recovery rate, 1/day."),
+    mu: float = typer.Option(0.01, help="Death rate, 1/day (SEIRD)."),
+    population: float = typer.Option(100_000, help="Population N."),
+    horizon: float = typer.Option(100.0, help="Last observation day."),
+    observe: str = typer.Option("I,R", help="Comma-separated: compartments, incidence, cumulative."),
+    n_obs: int = typer.Option(40, help="Number of observation times."),
+    spacing: str = typer.Option("even", help="even or random."),
+    noise: str = typer.Option("gaussian", help="none, gaussian (relative), poisson or negbin."),
+    noise_level: float = typer.Option(0.05, help="Relative sd of gaussian noise."),
+    dispersion: float = typer.Option(10.0, help="Negative-binomial dispersion k."),
+    seed: int = typer.Option(0, help="Random seed."),
+):
+    """Write a synthetic outbreak as CSV (columns t and one per observed quantity)."""
+    from .data import synthetic_outbreak
+    from .models import get_model
+
+    try:
+        m = get_model(model)
+        obs = synthetic_outbreak(m, {"beta": beta, "sigma": sigma, "gamma": gamma, "mu": mu},
+                                 population=population, horizon=horizon,
+                                 observe=tuple(s.strip() for s in observe.split(",") if s.strip()),
+                                 n_obs=n_obs, spacing=spacing, noise=noise, noise_level=noise_level,
+                                 dispersion=dispersion, seed=seed)
+    except ValueError as e:
+        _fail(str(e))
+    from .output import write_csv
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(out, ["t"] + list(obs.channels), [[float(t)] + [float(v) for v in row] for t, row in zip(obs.t, obs.values)])
+    console.print(f"wrote {out} ({len(obs.t)} times; {obs.source})")
+
+
+@app.command()
+def fit(
+    demo: bool = typer.Option(False, "--demo", help="Fit the bundled synthetic SEIR outbreak."),
+    model: str = typer.Option("seir", help="sir, seir or seird."),
+    method: str = typer.Option("cggs", help="Balancing method of the first-order phase."),
+    steps: int = typer.Option(None, help="First-order (Adam) steps [default 6000]."),
+    refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations [default 3000]."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    lam_ref: float = typer.Option(None, help="Reference physics weight (see docs/method.md)."),
+    seed: int = typer.Option(0, help="Seed of the (first) network and of the demo's noise."),
+    seeds: int = typer.Option(1, help="Train this many networks at once (vmap) and report the spread."),
+    polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),
+    out: Optional[Path] = typer.Option(None, help="Folder for result.json, CSVs and figures."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+):
+    """Estimate rates, R0 and the peak from observations."""
+    from .data import demo_observations
+    from .fit import fit as run_fit, summary
+    from .models import get_model
+    from .train import TrainConfig, TrainingDiverged
+
+    if seeds < 1:
+        _fail(f"--seeds must be >= 1, got {seeds}")
+    if not demo:
+        _fail("give --demo (CSV input is not implemented yet)")
+    try:
+        m = get_model(model)
+        obs = demo_observations(seed)
+        defaults = TrainConfig()
+        cfg = TrainConfig(method=method,
+                          adam_steps=defaults.adam_steps if steps is None else steps,
+                          refine_steps=defaults.refine_steps if refine_steps is None else refine_steps,
+                          learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref)
+        obs.check_against(m)
+    except ValueError as e:
+        _fail(str(e))
+    bar, update = _progress_bar(quiet)
+    try:
+        if bar:
+            bar.start()
+        result = run_fit(obs, m, cfg, list(range(seed, seed + seeds)), polish=polish, progress=update)
+    except TrainingDiverged as e:
+        _fail(str(e))
+    finally:
+        if bar:
+            bar.stop()
+    if out is not None:
+        from .output import write_fit
+
+        s = write_fit(result, out)
+        console.print(f"wrote {out}/: result.json, observations.csv, trajectories.csv, history.csv, "
+                      "fit.png, training.png, params.png")
+    else:
+        s = summary(result)
+    print_summary(s)
+
+
+def main():  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,109 @@
+"""Figures of a fit (matplotlib, Agg backend, PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .fit import FitResult, initial_fractions  # noqa: E402
+from .models import simulate_numpy  # noqa: E402
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fit_figure(result: FitResult, path: Path) -> None:
+    """Data, the PINN ensemble (median and 90 % band) and the classical fit, every compartment."""
+    m, obs, N = result.model, result.obs, result.obs.population
+    t = result.t_grid
+    ok = result.ok
+    cl = simulate_numpy(m, [result.classical.rates[n] for n in m.params], initial_fractions(m, obs), t) * N
+    states = result.network_states[ok] * N
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    for j, s in enumerate(m.states):
+        if s == "S":
+            continue
+        col = COLORS[j % len(COLORS)]
+        ax.plot(t, np.median(states[:, :, j], axis=0), color=col, label=f"{s} (PINN)")
+        if states.shape[0] > 1:
+            ax.fill_between(t, np.percentile(states[:, :, j], 5, axis=0), np.percentile(states[:, :, j], 95, axis=0),
+                            color=col, alpha=0.25)
+        ax.plot(t, cl[:, j], color=col, ls="--", lw=1, label=f"{s} (least squares)")
+        if s in obs.channels:
+            k = obs.channels.index(s)
+            ax.plot(obs.t, obs.values[:, k], "o", color=col, ms=3.5, label=f"{s} observed")
+    for k, ch in enumerate(obs.channels):
+        if ch not in m.states:
+            ax.plot(obs.t, obs.values[:, k], "s", color="k", ms=3.5, label=f"{ch} observed")
+    ax.set_xlabel("time (days)")
+    ax.set_ylabel("people")
+    ax.set_title(f"{m.name.upper()} fit ({result.config.method}, {len(result.seeds)} network(s))")
+    ax.legend(fontsize=7, ncol=2)
+    ax = axes[1]
+    ax.plot(t, np.median(states[:, :, 0], axis=0), color=COLORS[0], label="S (PINN)")
+    ax.plot(t, cl[:, 0], color=COLORS[0], ls="--", lw=1, label="S (least squares)")
+    ax.set_xlabel("time (days)")
+    ax.set_ylabel("people")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def training_figure(result: FitResult, path: Path) -> None:
+    """Losses, physics weight lambda and cosine c over training (all members)."""
+    h = result.train.history
+    step = h["step"]
+    refine_start = step[np.argmax(h["phase"] == 1)] if (h["phase"] == 1).any() else None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for k in range(h["loss_data"].shape[0]):
+        axes[0].semilogy(step, h["loss_data"][k], color=COLORS[0], alpha=0.6, label="L_data" if k == 0 else None)
+        axes[0].semilogy(step, h["loss_phys"][k], color=COLORS[1], alpha=0.6, label="L_phys" if k == 0 else None)
+        axes[1].semilogy(step, h["lam"][k], color=COLORS[2], alpha=0.6)
+        axes[2].plot(step, h["c_mean"][k], color=COLORS[3], alpha=0.6)
+    if result.classical.loss > 0:
+        axes[0].axhline(result.classical.loss, color="k", ls=":", lw=1, label="least-squares L_data")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("losses")
+    axes[1].set_title("physics weight lambda")
+    axes[2].set_title("cosine c(g_data, g_phys), mean per record")
+    axes[2].set_ylim(-1.05, 1.05)
+    for ax in axes:
+        ax.set_xlabel("step")
+        if refine_start is not None:
+            ax.axvline(refine_start, color="gray", ls="--", lw=1)
+    _save(fig, path)
+
+
+def params_figure(result: FitResult, path: Path) -> None:
+    """Rate estimates and R0 over training, with the classical fit (dashed) and truth (dotted)."""
+    m, h = result.model, result.train.history
+    step = h["step"]
+    rates = np.exp(h["log_rates"])  # (K, R, p)
+    names = list(m.params) + ["R0"]
+    r0 = np.array([[m.r0(rates[k, i]) for i in range(rates.shape[1])] for k in range(rates.shape[0])])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.3))
+    truth = result.obs.truth["params"] if result.obs.truth and result.obs.truth.get("model") == m.name else None
+    for i, name in enumerate(names):
+        ax = axes[i]
+        series = r0 if name == "R0" else rates[:, :, i]
+        for k in range(series.shape[0]):
+            ax.plot(step, series[k], color=COLORS[i % len(COLORS)], alpha=0.6)
+        ref = result.classical.r0 if name == "R0" else result.classical.rates[name]
+        ax.axhline(ref, color="k", ls="--", lw=1, label="least squares")
+        if truth:
+            tv = m.r0([truth[n] for n in m.params]) if name == "R0" else truth[name]
+            ax.axhline(tv, color="k", ls=":", lw=1, label="truth")
+        ax.set_title(name)
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=8)
+    _save(fig, path)
