@@ -47,6 +47,8 @@ def _progress_bar(quiet: bool):
 def _fmt(x: Optional[float], digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
+    if abs(x) >= 10 ** digits:
+        return f"{x:.0f}"
     return f"{x:.{digits}g}"
 
 
@@ -70,10 +72,10 @@ def print_summary(s: dict) -> None:
         table.add_column("truth")
         table.add_column("PINN vs truth")
         table.add_column("LSQ vs truth")
-    rows = list(s["params"]) + ["peak time (d)", "peak height"]
+    rows = list(s["params"]) + ["peak day", "peak size"]
     for name in rows:
         if name.startswith("peak"):
-            key = "time" if "time" in name else "height"
+            key = "time" if name == "peak day" else "height"
             p, c = s["peak"][key], s["classical"]["peak"][key]
             t = truth["peak"][key] if truth else None
             iv = s["peak"][f"{key}_interval"]
@@ -168,47 +170,121 @@ def simulate(
     console.print(f"wrote {out} ({len(obs.t)} times; {obs.source})")
 
 
+def _load_observations(csv_path, demo, dataset, time, observe, population, initial, start, seed, n_free):
+    """Observations from exactly one of --demo, --dataset or a CSV path."""
+    from .csvinput import read_csv
+    from .data import demo_observations
+
+    given = [x for x in (demo, dataset is not None, csv_path is not None) if x]
+    if len(given) != 1:
+        _fail("give exactly one of: a CSV file, --dataset NAME, or --demo")
+    if demo:
+        return demo_observations(seed), None
+    if dataset is not None:
+        from .datasets import DATASETS, load_dataset
+
+        obs = load_dataset(dataset)
+        return obs, DATASETS[dataset]["model"]
+    if time is None or not observe or population is None:
+        _fail("a CSV file needs --time COLUMN, --observe CHANNEL=COLUMN (e.g. I=in_bed) and --population N")
+    pairs = _parse_assignments(observe, "--observe")
+    init = {k: _number(v, f"--initial {k}") / population for k, v in _parse_assignments(initial, "--initial").items()}
+    return read_csv(csv_path, time=time, observe=pairs, population=population, initial=init or None,
+                    start=start, n_free_params=n_free), None
+
+
+def _fixed_rates(model, items: list[str]) -> dict[str, float]:
+    """--fix NAME=VALUE: a rate (1/day) or a period (days, e.g. incubation_days=5.3)."""
+    fixed = {}
+    for name, text in _parse_assignments(items, "--fix").items():
+        value = _number(text, f"--fix {name}")
+        if value <= 0:
+            _fail(f"--fix {name}: must be > 0, got {value:g}")
+        if name in model.periods:
+            fixed[model.periods[name]] = 1.0 / value
+        elif name in model.params:
+            fixed[name] = value
+        else:
+            _fail(f"--fix {name}: model {model.name} has rates {', '.join(model.params)} and periods "
+                  f"{', '.join(model.periods)}")
+    return fixed
+
+
+def _reporting(items: list[str]) -> dict[str, float | None]:
+    """--reporting CHANNEL=FRACTION or CHANNEL=estimate."""
+    out = {}
+    for ch, text in _parse_assignments(items, "--reporting").items():
+        if text.lower() in ("estimate", "free", "?"):
+            out[ch] = None
+        else:
+            value = _number(text, f"--reporting {ch}")
+            if not 0 < value <= 1:
+                _fail(f"--reporting {ch}: a reporting fraction must be in (0, 1], got {value:g}")
+            out[ch] = value
+    return out
+
+
 @app.command()
 def fit(
+    csv_path: Optional[Path] = typer.Argument(None, help="CSV of case counts (see --time, --observe)."),
     demo: bool = typer.Option(False, "--demo", help="Fit the bundled synthetic SEIR outbreak."),
-    model: str = typer.Option("seir", help="sir, seir or seird."),
+    dataset: Optional[str] = typer.Option(None, help="A bundled real dataset, e.g. boarding_school_1978."),
+    time: Optional[str] = typer.Option(None, help="CSV: name of the time column (days or ISO dates)."),
+    observe: list[str] = typer.Option([], help="CSV: CHANNEL=COLUMN, channel a compartment (I, R, D), "
+                                               "incidence or cumulative; repeat for several."),
+    population: Optional[float] = typer.Option(None, help="CSV: population N."),
+    initial: list[str] = typer.Option([], help="Initial people in a compartment, e.g. I=1 (default I=1)."),
+    start: Optional[str] = typer.Option(None, help="CSV with dates: the date of t = 0 (ISO)."),
+    fix: list[str] = typer.Option([], help="Hold a rate or period at a known value: sigma=1/5.3 or "
+                                           "incubation_days=5.3; repeat for several."),
+    reporting: list[str] = typer.Option([], help="Reporting fraction of a channel: incidence=0.5, or "
+                                                 "incidence=estimate (default: all cases reported)."),
+    model: Optional[str] = typer.Option(None, help="sir, seir or seird (default seir, or the dataset's own)."),
     method: str = typer.Option("cggs", help="Balancing method of the first-order phase."),
-    steps: int = typer.Option(None, help="First-order (Adam) steps [default 6000]."),
-    refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations [default 3000]."),
+    steps: int = typer.Option(None, help="First-order (Adam) steps (default 6000)."),
+    refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations (default 6000)."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     lam_ref: float = typer.Option(None, help="Reference physics weight (see docs/method.md)."),
     seed: int = typer.Option(0, help="Seed of the (first) network and of the demo's noise."),
     seeds: int = typer.Option(1, help="Train this many networks at once (vmap) and report the spread."),
     polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),
-    out: Optional[Path] = typer.Option(None, help="Folder for result.json, CSVs and figures."),
+    out: Optional[Path] = typer.Option(None, help="Folder for result.json, CSVs, figures and report."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ):
-    """Estimate rates, R0 and the peak from observations."""
-    from .data import demo_observations
+    """Estimate rates, R0 and the peak from observations (a CSV, a bundled dataset or the demo)."""
+    from .csvinput import InputError
     from .fit import fit as run_fit, summary
     from .models import get_model
     from .train import TrainConfig, TrainingDiverged
 
     if seeds < 1:
         _fail(f"--seeds must be >= 1, got {seeds}")
-    if not demo:
-        _fail("give --demo (CSV input is not implemented yet)")
     try:
-        m = get_model(model)
-        obs = demo_observations(seed)
         defaults = TrainConfig()
         cfg = TrainConfig(method=method,
                           adam_steps=defaults.adam_steps if steps is None else steps,
                           refine_steps=defaults.refine_steps if refine_steps is None else refine_steps,
                           learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref)
+        m = get_model(model) if model else None
+        fixed = _fixed_rates(m or get_model("seir"), fix) if fix else {}
+        n_free = len((m or get_model("seir")).params) - len(fixed)
+        obs, suggested = _load_observations(csv_path, demo, dataset, time, observe, population, initial, start,
+                                            seed, n_free)
+        m = m or get_model(suggested or "seir")
+        fixed = _fixed_rates(m, fix)
+        report = _reporting(reporting)
         obs.check_against(m)
-    except ValueError as e:
+        for ch in report:
+            if ch not in obs.channels:
+                _fail(f"--reporting {ch}: not an observed channel ({', '.join(obs.channels)})")
+    except (ValueError, InputError) as e:
         _fail(str(e))
     bar, update = _progress_bar(quiet)
     try:
         if bar:
             bar.start()
-        result = run_fit(obs, m, cfg, list(range(seed, seed + seeds)), polish=polish, progress=update)
+        result = run_fit(obs, m, cfg, list(range(seed, seed + seeds)), fixed=fixed, reporting=report,
+                         polish=polish, progress=update)
     except TrainingDiverged as e:
         _fail(str(e))
     finally:
@@ -218,8 +294,8 @@ def fit(
         from .output import write_fit
 
         s = write_fit(result, out)
-        console.print(f"wrote {out}/: result.json, observations.csv, trajectories.csv, history.csv, "
-                      "fit.png, training.png, params.png")
+        console.print(f"wrote {out}/: result.json, report.html, observations.csv, trajectories.csv, "
+                      "history.csv, fit.png, training.png, params.png")
     else:
         s = summary(result)
     print_summary(s)

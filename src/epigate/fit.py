@@ -114,7 +114,7 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
     t_grid = np.linspace(0.0, obs.horizon, grid_points)
     network = make_network(model, cfg.network)
     states = jax.jit(jax.vmap(network.states, in_axes=(0, None, None)))
-    net_states = np.asarray(states(jnp.asarray(result.theta), jnp.asarray(t_grid / obs.horizon, jnp.float32),
+    net_states = np.array(states(jnp.asarray(result.theta), jnp.asarray(t_grid / obs.horizon, jnp.float32),
                                    problem.arrays.u0))
     net_states[result.diverged] = np.nan
     return FitResult(model=model, obs=obs, config=cfg, seeds=list(seeds), fixed=fixed, reporting=reporting,

@@ -117,4 +117,7 @@ def write_fit(result: FitResult, out: Path, *, figures: bool = True) -> dict:
             fig.fit_figure(result, tmp / "fit.png")
             fig.training_figure(result, tmp / "training.png")
             fig.params_figure(result, tmp / "params.png")
+            from .report import write_report
+
+            write_report(data, tmp, tmp / "report.html")
     return data

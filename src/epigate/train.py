@@ -54,7 +54,7 @@ class TrainConfig:
 
     method: str = "cggs"
     adam_steps: int = 6000
-    refine_steps: int = 3000
+    refine_steps: int = 6000
     learning_rate: float = 1e-3
     lam_ref: float = 1.0
     floor_ratio: float = 0.1
@@ -64,6 +64,8 @@ class TrainConfig:
     alpha: float = 0.1
     record_every: int = 50
     lbfgs_memory: int = 10
+    refine_growth: float = 1.0
+    profile_rates_adam: bool = False
     profile_rates: bool = True
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
@@ -137,6 +139,22 @@ class TrainResult:
         return self.diverged_step >= 0
 
 
+STALL_RTOL = 1e-7  # a refinement block that lowers the objective by less than this has stalled
+
+
+class _Refine(NamedTuple):
+    params: tuple  # (theta, phi)
+    opt_state: object
+    lam: jax.Array  # physics weight of the refinement objective
+    last_value: jax.Array  # objective at the end of the previous block
+    stalled: jax.Array  # bool: no progress in the last block
+
+
+def _fresh_refine(params, opt_state, lam) -> _Refine:
+    K = lam.shape[0]
+    return _Refine(params, opt_state, lam, jnp.full(K, jnp.inf, jnp.float32), jnp.zeros(K, bool))
+
+
 class _State(NamedTuple):
     theta: jax.Array
     phi: tuple
@@ -164,7 +182,6 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
     strategy = make_strategy(cfg)
     adam = optax.adam(cfg.learning_rate)
     jac = jax.jacrev(lambda th, ph, a: (losses(th, ph, a),) * 2, argnums=(0, 1), has_aux=True)
-    weights = jnp.array([1.0, cfg.lam_ref])
     lbfgs = optax.lbfgs(memory_size=cfg.lbfgs_memory)
     every = cfg.record_every
     data_axis = 0 if batched_data else None
@@ -179,12 +196,20 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
         phi = initial_phi(spec, a)
         return _State(theta, phi, adam.init((theta, phi)), strategy.init()), lbfgs.init((theta, phi))
 
+    jac_profiled = jax.jacrev(lambda th, ph, a: (profiled(th, ph, a)[0], profiled(th, ph, a)),
+                              argnums=(0, 1), has_aux=True)
+
     def adam_step(state: _State, a):
-        (j_theta, j_phi), L = jac(state.theta, state.phi, a)
+        if cfg.profile_rates_adam:
+            (j_theta, j_phi), (L, log_rates) = jac_profiled(state.theta, state.phi, a)
+        else:
+            (j_theta, j_phi), L = jac(state.theta, state.phi, a)
         direction, lam, info = strategy.update(j_theta[0], j_theta[1], state.lam)
         g_phi = jax.tree.map(lambda j: j[0] + j[1], j_phi)  # rates: physics only; rho: data only
         updates, opt_state = adam.update((direction, g_phi), state.opt_state, (state.theta, state.phi))
         theta, phi = optax.apply_updates((state.theta, state.phi), updates)
+        if cfg.profile_rates_adam:
+            phi = (log_rates, phi[1])
         return _State(theta, phi, opt_state, lam), (L, info)
 
     def adam_record(state, a):
@@ -197,8 +222,8 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
                "norm_phys": info["norm_phys"][-1], "log_rates": state.phi[0]}
         return state, rec
 
-    def lbfgs_record(carry, a):
-        objective = lambda params: profiled(params[0], params[1], a)[0] @ weights
+    def lbfgs_record(r: "_Refine", a):
+        objective = lambda params: profiled(params[0], params[1], a)[0] @ jnp.stack([1.0, r.lam])
         value_and_grad = optax.value_and_grad_from_state(objective)
 
         def body(c, _):
@@ -214,15 +239,18 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
             keep = lambda new, old: jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, old)
             return (keep(new_params, params), keep(new_state, lbfgs.init(params))), None
 
-        carry, _ = jax.lax.scan(body, carry, None, length=every)
-        (theta, phi), opt_state = carry
+        # Once a whole block makes no progress the line search only burns evaluations (float32 has
+        # reached its resolution): skip the remaining blocks of this member.
+        (theta, phi), opt_state = jax.lax.cond(
+            r.stalled, lambda c: c, lambda c: jax.lax.scan(body, c, None, length=every)[0], (r.params, r.opt_state))
         if cfg.profile_rates:  # keep phi's rates equal to the profiled optimum
             phi = (profiled(theta, phi, a)[1], phi[1])
-            carry = ((theta, phi), opt_state)
+        value = objective((theta, phi))
+        stalled = r.stalled | ~(value < r.last_value * (1.0 - STALL_RTOL))
         L, c, m, nd, np_ = stats(theta, phi, a)
-        rec = {"loss_data": L[0], "loss_phys": L[1], "c": c, "c_mean": c, "m": m, "lam": weights[1],
+        rec = {"loss_data": L[0], "loss_phys": L[1], "c": c, "c_mean": c, "m": m, "lam": r.lam,
                "norm_data": nd, "norm_phys": np_, "log_rates": phi[0]}
-        return carry, rec
+        return _Refine((theta, phi), opt_state, r.lam, value, stalled), rec
 
     def chunk(record_fn, n_records, vectorise=True):
         def run(carry, a):
@@ -242,6 +270,7 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
         "init": jax.jit(jax.vmap(init, in_axes=(0, data_axis))),
         "adam": chunk(adam_record, n_adam) if n_adam else None,
         "lbfgs": chunk(lbfgs_record, n_lbfgs, vectorise=False) if n_lbfgs else None,
+        "lbfgs_init": jax.jit(jax.vmap(lbfgs.init)),
         "n_adam": n_adam,
         "n_lbfgs": n_lbfgs,
     }
@@ -274,7 +303,8 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = Fal
     if fns["adam"] is not None:
         compiled["adam"] = fns["adam"].lower(state, arrays).compile()
     if fns["lbfgs"] is not None:
-        compiled["lbfgs"] = fns["lbfgs"].lower(((state.theta, state.phi), lbfgs_state), arrays).compile()
+        refine0 = _fresh_refine((state.theta, state.phi), lbfgs_state, jnp.full(K, cfg.lam_ref, jnp.float32))
+        compiled["lbfgs"] = fns["lbfgs"].lower(refine0, arrays).compile()
     compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -307,14 +337,17 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = Fal
         if all_bad := check(rec, "adam"):
             break
     log_rates_adam = np.asarray(state.phi[0])
-    carry = ((state.theta, state.phi), lbfgs_state)
+    lam_refine = np.full(K, cfg.lam_ref, dtype=np.float32)
+    carry = _fresh_refine((state.theta, state.phi), lbfgs_state, jnp.asarray(lam_refine))
     if fns["n_lbfgs"] and not all_bad:
         for _ in range(cfg.refine_steps // (cfg.record_every * fns["n_lbfgs"])):
             carry, rec = compiled["lbfgs"](carry, arrays)
+            if cfg.refine_growth != 1.0:  # continuation: a larger weight, and a fresh L-BFGS memory
+                lam_refine = lam_refine * cfg.refine_growth
+                carry = _fresh_refine(carry.params, fns["lbfgs_init"](carry.params), jnp.asarray(lam_refine))
             if check(rec, "refine"):
                 break
-    (theta, phi), _ = carry
-    theta, phi = jax.block_until_ready((theta, phi))
+    theta, phi = jax.block_until_ready(carry.params)
     train_s = time.perf_counter() - t0
 
     history = {key: np.concatenate([np.asarray(r[key]) for r in records], axis=1) for key in records[0]}

@@ -1,0 +1,57 @@
+"""Speed benchmark (not a test): training throughput of the compiled loop.
+
+Prints, measured side by side in one run on this machine:
+- first-order (Adam + CGGS, both gradients every step) steps per second for one network;
+- the same per network for 16 networks trained together under vmap, and the ratio;
+- L-BFGS refinement iterations per second for one network;
+- the demo's time to result (compile, train, least squares) as `epigate fit --demo` runs it.
+
+Usage: python scripts/bench_speed.py [--steps 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+from epigate.data import demo_observations
+from epigate.fit import fit
+from epigate.models import SEIR
+from epigate.pinn import build_problem
+from epigate.train import TrainConfig, train
+
+
+def throughput(problem, cfg: TrainConfig, n_networks: int) -> float:
+    """Steps per second per network (compile excluded)."""
+    result = train(problem, cfg, list(range(n_networks)))
+    steps = cfg.adam_steps + cfg.refine_steps
+    return steps * n_networks / result.train_s
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=3000)
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+          f"Python {platform.python_version()}")
+    problem = build_problem(SEIR, demo_observations(0))
+    adam = TrainConfig(method="cggs", adam_steps=args.steps, refine_steps=0)
+    one = throughput(problem, adam, 1)
+    many = throughput(problem, adam, 16)
+    print(f"Adam + CGGS, default network 3x64 tanh, 256 collocation points, two gradients per step:")
+    print(f"  1 network:    {one:7.0f} steps/s")
+    print(f"  16 networks:  {many:7.0f} steps/s per network ({many / one:.2f}x one network)")
+    lbfgs = throughput(problem, TrainConfig(method="cggs", adam_steps=0, refine_steps=1000), 1)
+    print(f"L-BFGS refinement, 1 network: {lbfgs:7.0f} iterations/s (from the initial network)")
+    t0 = time.perf_counter()
+    r = fit(demo_observations(0), SEIR, TrainConfig(), [0])
+    total = time.perf_counter() - t0
+    print(f"demo time to result (epigate fit --demo, defaults): {total:.1f} s = "
+          f"{r.train.compile_s:.1f} s compile + {r.train.train_s:.1f} s train + "
+          f"{r.classical.runtime_s:.1f} s least squares + rest")
+
+
+if __name__ == "__main__":
+    main()
