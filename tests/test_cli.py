@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from epigate.cli import app
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "200"})
 FAST = ["--steps", "500", "--refine-steps", "500", "--quiet"]
 
 

@@ -66,12 +66,13 @@ def print_summary(s: dict) -> None:
     table.add_column("PINN")
     if len(s["seeds"]) > 1:
         table.add_column("90 % interval")
-    table.add_column("least squares")
+    table.add_column("LSQ")
     table.add_column("PINN vs LSQ")
     if truth:
         table.add_column("truth")
         table.add_column("PINN vs truth")
         table.add_column("LSQ vs truth")
+    table.caption = "LSQ: least-squares ODE fit on the same data; rates in 1/day; peak of I (day, people)"
     rows = list(s["params"]) + ["peak day", "peak size"]
     for name in rows:
         if name.startswith("peak"):
