@@ -82,7 +82,7 @@ def observe_states(model: CompartmentalModel, channels, u, u_start, u0, xp=np):
     Returns:
         array (n, k) of fractions, before any reporting fraction.
     """
-    after = list(model.after_infectious)
+    after = np.array(model.after_infectious)
     cols = []
     for ch in channels:
         if ch == "cumulative":

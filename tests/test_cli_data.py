@@ -1,0 +1,94 @@
+"""Real data through the normal CLI path: every usable series in ../shared/data fits, bad CSVs fail
+cleanly and leave --out empty."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from epigate.cli import app
+
+runner = CliRunner(env={"COLUMNS": "200"})
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TINY = ["--steps", "100", "--refine-steps", "50", "--quiet"]
+
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data folder {SHARED} not present")
+
+# file, arguments (what a modeller would type)
+SERIES = [
+    ("boarding_school_flu_1978.csv", ["--time", "day", "--observe", "I=in_bed", "--observe", "R=convalescent",
+                                      "--population", "763", "--model", "sir"]),
+    ("boarding_school_flu_1978_variants.csv", ["--time", "day", "--observe", "I=benmaier_digitised_in_bed",
+                                               "--population", "763", "--model", "sir"]),
+    ("eyam_plague_1666.csv", ["--time", "time_months", "--observe", "I=I", "--observe", "S=S",
+                              "--population", "261", "--initial", "I=7", "--model", "sir"]),
+    ("ebola_west_africa_2014_cumulative.csv", ["--time", "date", "--observe", "cumulative=cum_guinea_cases",
+                                               "--population", "1e6", "--initial", "I=49",
+                                               "--fix", "incubation_days=5.3", "--fix", "infectious_days=5.61"]),
+    ("ebola_nigeria_2014_daily.csv", ["--time", "date", "--observe", "incidence=new_cases", "--population", "1e6",
+                                      "--fix", "incubation_days=9.31"]),
+    ("ebola_kikwit_1995_daily.csv", ["--time", "day", "--observe", "incidence=onset", "--population", "5364500",
+                                     "--reporting", "incidence=estimate", "--fix", "incubation_days=5.3",
+                                     "--fix", "infectious_days=5.61"]),
+    ("measles_hagelloch_1861_daily.csv", ["--time", "date", "--observe", "incidence=rash_onsets",
+                                          "--population", "200"]),
+]
+
+
+@needs_shared
+@pytest.mark.parametrize("name, args", SERIES, ids=[s[0] for s in SERIES])
+def test_every_shared_series_fits_through_the_cli(tmp_path, name, args):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit", str(SHARED / name), *args, *TINY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    r = json.loads((out / "result.json").read_text())
+    assert r["truth"] is None
+    assert r["params"]["R0"] is not None and r["classical"]["R0"] > 0
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
+
+
+@needs_shared
+def test_blank_cells_are_counted_in_the_output(tmp_path):
+    name, args = SERIES[3]
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit", str(SHARED / name), *args, *TINY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    r = json.loads((out / "result.json").read_text())
+    assert r["data"]["n_missing"] > 0
+    assert r["fixed"] == {"sigma": pytest.approx(1 / 5.3), "gamma": pytest.approx(1 / 5.61)}
+    assert r["params"]["sigma"] == pytest.approx(1 / 5.3, rel=1e-5)
+
+
+BAD = {
+    "unknown column": ("day,cases\n1,3\n2,5\n3,9\n4,12\n", ["--observe", "I=in_bed"], "in_bed"),
+    "negative count": ("day,cases\n1,3\n2,-5\n3,9\n4,12\n", ["--observe", "I=cases"], "line 3"),
+    "not a number": ("day,cases\n1,3\n2,five\n3,9\n4,12\n", ["--observe", "I=cases"], "five"),
+    "time goes back": ("day,cases\n1,3\n3,5\n2,9\n4,12\n", ["--observe", "I=cases"], "line 4"),
+    "above population": ("day,cases\n1,3\n2,5000\n3,9\n4,12\n", ["--observe", "I=cases"], "population"),
+    "too few values": ("day,cases\n1,3\n", ["--observe", "I=cases"], "observation"),
+    "empty file": ("", ["--observe", "I=cases"], "empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_csv_gives_a_clear_error_and_leaves_out_empty(tmp_path, case):
+    text, args, message = BAD[case]
+    path = tmp_path / "cases.csv"
+    path.write_text(text)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit", str(path), "--time", "day", "--population", "1000", "--model", "sir",
+                                 *args, *TINY, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "cases.csv" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_unknown_fix_and_dataset_are_named(tmp_path):
+    result = runner.invoke(app, ["fit", "--demo", "--fix", "kappa=3", *TINY])
+    assert result.exit_code == 2 and "--fix kappa" in result.output
+    result = runner.invoke(app, ["fit", "--dataset", "nope", *TINY])
+    assert result.exit_code == 2 and "unknown dataset 'nope'" in result.output
+    result = runner.invoke(app, ["fit", *TINY])
+    assert result.exit_code == 2 and "exactly one of" in result.output
