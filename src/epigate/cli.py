@@ -302,6 +302,36 @@ def fit(
     print_summary(s)
 
 
+@app.command()
+def bench(
+    preset: str = typer.Option("quick", help="quick (minutes on 2 cores), full (the whole grid) or tiny (a smoke test)."),
+    out: Path = typer.Option(..., "--out", help="Folder for results.csv, summary.csv, figures/, report.md."),
+):
+    """Benchmark CGGS against the baselines and the classical fit (resumable: rerun to continue)."""
+    from .bench.grid import PRESETS
+    from .bench.run import run_bench
+    from .bench.store import SettingsMismatch
+
+    if preset not in PRESETS:
+        _fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    task = {}
+
+    def update(done, total, cell_id):
+        if "id" not in task:
+            task["id"] = bar.add_task("benchmark", total=total, completed=done)
+        bar.update(task["id"], completed=done, description=f"benchmark ({cell_id or 'starting'})")
+
+    try:
+        with bar:
+            info = run_bench(PRESETS[preset], out, progress=update)
+    except SettingsMismatch as e:
+        _fail(str(e))
+    console.print(f"wrote {out}/: results.csv ({info['rows']} rows), summary.csv, figures/, report.md "
+                  f"in {info['elapsed_s'] / 60:.1f} min")
+
+
 def main():  # pragma: no cover
     app()
 

@@ -122,7 +122,8 @@ class TrainResult:
         history: ``step`` (R,), ``phase`` (R,) 0 = Adam, 1 = refinement, each of RECORD_KEYS
             (K, R), ``log_rates`` (K, R, p).
         diverged_step: (K,) first recorded step with a non-finite loss, -1 if none.
-        compile_s, train_s: seconds spent compiling and training.
+        compile_s, train_s: seconds spent compiling and training (adam_s + refine_s).
+        theta_adam: (K, P) network weights at the end of the first-order phase.
     """
 
     log_rates: np.ndarray
@@ -133,6 +134,9 @@ class TrainResult:
     diverged_step: np.ndarray
     compile_s: float
     train_s: float
+    adam_s: float = 0.0
+    refine_s: float = 0.0
+    theta_adam: np.ndarray | None = None
 
     @property
     def diverged(self) -> np.ndarray:
@@ -336,7 +340,9 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = Fal
         state, rec = compiled["adam"](state, arrays)
         if all_bad := check(rec, "adam"):
             break
-    log_rates_adam = np.asarray(state.phi[0])
+    log_rates_adam = np.asarray(state.phi[0], dtype=float)
+    theta_adam = np.asarray(state.theta)
+    adam_s = time.perf_counter() - t0
     lam_refine = np.full(K, cfg.lam_ref, dtype=np.float32)
     carry = _fresh_refine((state.theta, state.phi), lbfgs_state, jnp.asarray(lam_refine))
     if fns["n_lbfgs"] and not all_bad:
@@ -359,6 +365,8 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = Fal
     bad = diverged_step >= 0
     log_rates[bad] = np.nan
     log_rho[bad] = np.nan
+    log_rates_adam[bad] = np.nan
     return TrainResult(log_rates=log_rates, log_rho=log_rho, log_rates_adam=log_rates_adam,
                        theta=np.asarray(theta), history=history, diverged_step=diverged_step,
-                       compile_s=compile_s, train_s=train_s)
+                       compile_s=compile_s, train_s=train_s, adam_s=adam_s, refine_s=train_s - adam_s,
+                       theta_adam=theta_adam)

@@ -1,0 +1,309 @@
+"""From benchmark rows to statistics, figures and report.md (RQ1-RQ4 of DESIGN.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .. import metrics  # noqa: E402
+from .grid import Preset  # noqa: E402
+
+ABS_METRICS = ("r0_error", "r0_error_vs_lsq", "beta_error", "sigma_error", "gamma_error",
+               "peak_time_error_days", "peak_height_rel_error")
+PLAIN_METRICS = ("l2_S", "l2_E", "l2_I", "l2_R", "time_per_step_ms", "wall_s")
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _select(rows, **where):
+    return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+
+
+def _values(rows, key, absolute=False):
+    v = np.array([np.nan if r.get("diverged") else float(r.get(key, np.nan)) for r in rows], dtype=float)
+    return np.abs(v) if absolute else v
+
+
+def _by_seed(rows, key):
+    """Absolute metric indexed by seed (NaN for diverged runs), for paired tests."""
+    return {int(r["seed"]): (np.nan if r.get("diverged") else abs(float(r[key]))) for r in rows}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per (cell, method, phase): median and IQR of each metric, diverged count, steps to
+    5 % of least squares, and paired Wilcoxon p-values of cggs against this method (|R0 error|,
+    |peak-time error|), over the cell's seeds."""
+    out = []
+    keys = sorted({(r["scenario"], r["noise"], int(r["n_obs"]), r["method"], r["phase"]) for r in rows})
+    for sc, noise, n, method, phase in keys:
+        sel = _select(rows, scenario=sc, noise=noise, n_obs=float(n), method=method, phase=phase)
+        s = {"scenario": sc, "noise": noise, "n_obs": n, "method": method, "phase": phase, "runs": len(sel),
+             "diverged": int(sum(bool(r.get("diverged")) for r in sel))}
+        for key in ABS_METRICS:
+            med, q1, q3 = metrics.median_iqr(_values(sel, key, absolute=True))
+            s[f"abs_{key}_median"], s[f"abs_{key}_q25"], s[f"abs_{key}_q75"] = med, q1, q3
+        for key in PLAIN_METRICS:
+            s[f"{key}_median"] = metrics.median_iqr(_values(sel, key))[0]
+        reached = _values(sel, "steps_to_5pct")
+        s["reached_5pct"] = int(np.isfinite(reached).sum())
+        s["steps_to_5pct_median"] = float(np.nanmedian(reached)) if np.isfinite(reached).any() else np.nan
+        ref = _select(rows, scenario=sc, noise=noise, n_obs=float(n), method="cggs", phase=phase)
+        for key, name in (("r0_error", "p_r0_vs_cggs"), ("peak_time_error_days", "p_peak_vs_cggs")):
+            if method in ("cggs", "classical") or not ref:
+                s[name] = np.nan
+                continue
+            a, b = _by_seed(ref, key), _by_seed(sel, key)
+            common = sorted(set(a) & set(b))
+            s[name] = metrics.paired_wilcoxon([a[k] for k in common], [b[k] for k in common])
+        out.append(s)
+    return out
+
+
+def _fmt(x, pct=False, digits=3):
+    if x is None or not np.isfinite(x):
+        return "–"
+    return f"{100 * x:.1f}" if pct else f"{x:.{digits}g}"
+
+
+def cell_table(summary: list[dict], sc: str, noise: str, n: int) -> str:
+    rows = [s for s in summary if s["scenario"] == sc and s["noise"] == noise and s["n_obs"] == n]
+    head = ("| method | phase | \\|R0 err\\| % (IQR) | \\|R0 − LSQ\\| % | \\|β err\\| % | \\|σ err\\| % | "
+            "\\|peak day err\\| | \\|peak size err\\| % | L2 of E | ms/step | reached 5 % of LSQ | "
+            "diverged | p R0 vs cggs | p peak vs cggs |")
+    lines = [head, "|" + "---|" * 14]
+    order = {"classical": -1}
+    for s in sorted(rows, key=lambda s: (order.get(s["method"], 0), s["method"], s["phase"] != "adam")):
+        lines.append(
+            f"| {s['method']} | {s['phase']} | {_fmt(s['abs_r0_error_median'], True)} "
+            f"({_fmt(s['abs_r0_error_q25'], True)}–{_fmt(s['abs_r0_error_q75'], True)}) | "
+            f"{_fmt(s['abs_r0_error_vs_lsq_median'], True)} | {_fmt(s['abs_beta_error_median'], True)} | "
+            f"{_fmt(s['abs_sigma_error_median'], True)} | {_fmt(s['abs_peak_time_error_days_median'])} | "
+            f"{_fmt(s['abs_peak_height_rel_error_median'], True)} | {_fmt(s['l2_E_median'])} | "
+            f"{_fmt(s['time_per_step_ms_median'])} | {s['reached_5pct']}/{s['runs']} | {s['diverged']} | "
+            f"{_fmt(s['p_r0_vs_cggs'])} | {_fmt(s['p_peak_vs_cggs'])} |")
+    return "\n".join(lines)
+
+
+def winners(summary, sc, noise, n, phase="final"):
+    """Method (not classical) with the lowest median |R0 error| and |peak-time error|, and whether
+    its difference from cggs is significant (paired Wilcoxon, p < 0.05)."""
+    rows = [s for s in summary if (s["scenario"], s["noise"], s["n_obs"], s["phase"]) == (sc, noise, n, phase)
+            and s["method"] != "classical"]
+    out = {}
+    for key, p in (("abs_r0_error_median", "p_r0_vs_cggs"), ("abs_peak_time_error_days_median", "p_peak_vs_cggs")):
+        finite = [s for s in rows if np.isfinite(s[key])]
+        if not finite:
+            continue
+        best = min(finite, key=lambda s: s[key])
+        cggs = next((s for s in rows if s["method"] == "cggs"), None)
+        out[key] = (best["method"], best[key], best[p], cggs[key] if cggs else np.nan)
+    return out
+
+
+# ---------------------------------------------------------------- figures
+
+
+def fig_rq1(histories: dict, path: Path, record_every: int) -> dict:
+    """Cosine under fixed weights: distribution and trace; deadlocks counted per run."""
+    fixed_like = [m for m in ("fixed", "fixed_best", "floor") if m in histories]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    counts = {}
+    for i, m in enumerate(fixed_like):
+        h = histories[m]
+        adam = h["phase"] == 0
+        c = h["c"][:, adam]
+        axes[0].hist(c[np.isfinite(c)].ravel(), bins=40, range=(-1, 1), alpha=0.5, color=COLORS[i], label=m)
+        axes[1].plot(h["step"][adam], h["c_mean"][0, adam], color=COLORS[i], lw=1, label=f"{m} (seed 0)")
+        n = 0
+        for k in range(h["c"].shape[0]):
+            n += len(metrics.count_deadlocks(h["step"][adam], h["loss_data"][k, adam], h["loss_phys"][k, adam],
+                                             h["c"][k, adam], window=10))
+        counts[m] = (n, h["c"].shape[0], float(np.nanmean(c < 0)), float(np.nanmedian(c)))
+    axes[0].set_xlabel("cosine c(g_data, g_phys), Adam phase")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("c (mean over record)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return counts
+
+
+def fig_rq2(summary: list[dict], path: Path, methods) -> None:
+    """Median |R0 error| (final) with IQR against noise and against the number of observations."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, axis in zip(axes, ("noise", "n_obs")):
+        for i, m in enumerate(list(methods) + ["classical"]):
+            rows = [s for s in summary if s["method"] == m and s["phase"] == "final"]
+            groups = sorted({s[axis] for s in rows}, key=lambda x: (str(type(x)), x))
+            if not groups:
+                continue
+            med = [np.nanmedian([s["abs_r0_error_median"] for s in rows if s[axis] == g]) for g in groups]
+            lo = [np.nanmedian([s["abs_r0_error_q25"] for s in rows if s[axis] == g]) for g in groups]
+            hi = [np.nanmedian([s["abs_r0_error_q75"] for s in rows if s[axis] == g]) for g in groups]
+            x = np.arange(len(groups)) + 0.06 * (i - len(methods) / 2)
+            style = dict(color="k", lw=2) if m == "classical" else dict(color=COLORS[i % len(COLORS)])
+            ax.errorbar(x, 100 * np.array(med), yerr=100 * np.abs(np.array([np.array(med) - lo, np.array(hi) - med])),
+                        marker="o", ms=4, capsize=2, label=m, **style)
+            ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
+        ax.set_xlabel(axis)
+        ax.set_ylabel("|R0 error| vs truth, % (median, IQR)")
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fig_rq3(summary: list[dict], path: Path, methods) -> None:
+    """Time per Adam step of each method, and steps to reach R0 within 5 % of least squares."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    ms = [np.nanmedian([s["time_per_step_ms_median"] for s in summary if s["method"] == m and s["phase"] == "adam"])
+          for m in methods]
+    axes[0].bar(range(len(methods)), ms, color=[COLORS[i % len(COLORS)] for i in range(len(methods))])
+    axes[0].set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+    axes[0].set_ylabel("ms per Adam step per network (vmapped)")
+    lsq = np.nanmedian([s["wall_s_median"] for s in summary if s["method"] == "classical"])
+    steps = [np.nanmedian([s["steps_to_5pct_median"] for s in summary if s["method"] == m and s["phase"] == "final"])
+             for m in methods]
+    axes[1].bar(range(len(methods)), steps, color=[COLORS[i % len(COLORS)] for i in range(len(methods))])
+    axes[1].set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+    axes[1].set_ylabel("steps until R0 stays within 5 % of LSQ")
+    axes[1].set_title(f"least squares: {lsq:.2f} s per fit", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fig_rq4(h: dict, path: Path, kappa: float = 5.0) -> dict:
+    """CGGS's lambda and c over training, relaxation (gate closed) and refinement (gate open)
+    stretches marked from the gate values themselves."""
+    adam = h["phase"] == 0
+    step = h["step"][adam]
+    c = h["c_mean"][0, adam]
+    s = metrics.gate_from_cosine(c, kappa)
+    phases = metrics.gate_phases(step, s)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    for k in range(h["lam"].shape[0]):
+        axes[0].semilogy(step, h["lam"][k, adam], color=COLORS[0], alpha=0.4)
+        axes[1].plot(step, h["c_mean"][k, adam], color=COLORS[1], alpha=0.4)
+    for ax in axes:
+        for a, b in phases["relaxation"]:
+            ax.axvspan(a, b, color="tab:red", alpha=0.08, lw=0)
+        for a, b in phases["refinement"]:
+            ax.axvspan(a, b, color="tab:green", alpha=0.08, lw=0)
+    axes[0].set_ylabel("lambda (all seeds)")
+    axes[1].set_ylabel("c (all seeds)")
+    axes[1].set_xlabel("Adam step (red: gate closed, s < 0.5, seed 0; green: gate open)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    closed = sum(b - a for a, b in phases["relaxation"])
+    return {"phases": phases, "closed_fraction": closed / max(step[-1] - step[0], 1),
+            "lam_final_median": float(np.nanmedian(h["lam"][:, adam][:, -1]))}
+
+
+def fig_convergence(histories: dict, path: Path) -> dict:
+    """min over t <= T of |grad L_data|^2 against T (log-log), Adam phase, median over seeds."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    slopes = {}
+    for i, m in enumerate(("cggs", "fixed", "magnitude")):
+        if m not in histories:
+            continue
+        h = histories[m]
+        adam = h["phase"] == 0
+        T = h["step"][adam].astype(float)
+        g2 = np.array([metrics.running_min(h["norm_data"][k, adam] ** 2) for k in range(h["norm_data"].shape[0])])
+        y = np.nanmedian(g2, axis=0)
+        slopes[m] = metrics.loglog_slope(T, y)
+        ax.loglog(T, y, color=COLORS[i], label=f"{m} (slope {slopes[m]:.2f})")
+    ax.set_xlabel("T (Adam steps)")
+    ax.set_ylabel("min_{t<=T} |grad L_data|^2")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return slopes
+
+
+# ---------------------------------------------------------------- report
+
+
+def write_report(out: Path, preset: Preset, rows: list[dict], summary: list[dict], histories_of, machine: str,
+                 elapsed_s: float, fixed_best: float, sweep: dict) -> None:
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    cells = sorted({(s["scenario"], s["noise"], s["n_obs"]) for s in summary})
+    methods = [m for m in preset.methods]
+    conflict_cell = next((c for c in cells if c[0] == "stiff"), cells[0])
+    base_cell = next((c for c in cells if c[0] == "baseline"), cells[0])
+    cid = lambda c: f"{c[0]}_{c[1].replace('%', 'pct')}_n{c[2]}"
+    rq1 = fig_rq1(histories_of(cid(base_cell)), figs / "rq1_conflict.png", preset.record_every)
+    fig_rq2(summary, figs / "rq2_robustness.png", methods)
+    fig_rq3(summary, figs / "rq3_cost.png", methods)
+    rq4 = fig_rq4(histories_of(cid(base_cell))["cggs"], figs / "rq4_curriculum.png") \
+        if "cggs" in histories_of(cid(base_cell)) else None
+    slopes = fig_convergence(histories_of(cid(conflict_cell)), figs / "convergence.png")
+
+    L = [f"# Benchmark report: preset `{preset.name}`", "",
+         f"Command: `epigate bench --preset {preset.name} --out DIR`. Machine: {machine}. "
+         f"Wall time of the run that produced this report: {elapsed_s / 60:.1f} min.", "",
+         f"Grid: scenarios {', '.join(preset.scenarios)}; noise {', '.join(preset.noises)}; observation counts "
+         f"{', '.join(map(str, preset.n_obs))}; {preset.seeds} seeds per cell, trained together under vmap; every "
+         f"method gets the same data, initialisation and budget ({preset.adam_steps} Adam steps + "
+         f"{preset.refine_steps} L-BFGS iterations, network 3x{preset.width}). `fixed` is weight 1, "
+         f"`fixed_best` the weight {fixed_best:g} chosen on separate seeds (median |R0 error| vs least squares "
+         f"after refinement: " + ", ".join(f"{w:g}: {100 * v:.1f} %" for w, v in sweep.items()) + "), `floor` "
+         "a fixed weight equal to CGGS's floor. Errors are against the truth unless marked LSQ (the classical "
+         "least-squares fit on the same data, the first row of every table). p-values: paired Wilcoxon "
+         "signed-rank test of |error| of cggs against the row's method over seeds (– for cggs itself).", ""]
+    n_div = sum(bool(r.get("diverged")) for r in rows)
+    L += [f"Runs: {len(rows)} rows, {n_div} marked diverged (counted in the tables, never dropped silently).", ""]
+    L += ["## Who wins each cell (measured)", ""]
+    for c in cells:
+        for phase in ("adam", "final"):
+            w = winners(summary, *c, phase=phase)
+            if "abs_r0_error_median" not in w:
+                continue
+            m, v, p, vc = w["abs_r0_error_median"]
+            mt, vt, pt, vct = w.get("abs_peak_time_error_days_median", ("–", np.nan, np.nan, np.nan))
+            sig = lambda p, m: "it is cggs" if m == "cggs" else (
+                f"difference from cggs {'significant' if np.isfinite(p) and p < 0.05 else 'not significant'} "
+                f"(p = {_fmt(p)})")
+            L.append(f"- **{c[0]}, noise {c[1]}, {c[2]} observations, {phase} phase**: lowest median |R0 error| "
+                     f"{m} ({_fmt(v, True)} %, cggs {_fmt(vc, True)} %; {sig(p, m)}); lowest median peak-day error "
+                     f"{mt} ({_fmt(vt)} d, cggs {_fmt(vct)} d; {sig(pt, mt)}).")
+    L += ["", "## Tables", ""]
+    for c in cells:
+        L += [f"### {c[0]}, noise {c[1]}, {c[2]} observations", "", cell_table(summary, *c), ""]
+    L += ["## RQ1: conflict", "", "![RQ1](figures/rq1_conflict.png)", ""]
+    for m, (n, k, neg, med) in rq1.items():
+        L.append(f"- `{m}` ({base_cell[0]} cell, Adam phase): c < 0 in {100 * neg:.0f} % of records, median c "
+                 f"{med:.2f}; {n} deadlock stretch(es) over {k} runs (>= 10 records with c <= -0.9 while both "
+                 "losses change by < 1 %).")
+    L += ["", "## RQ2: robustness to noise and sparsity", "", "![RQ2](figures/rq2_robustness.png)", "",
+          "Median |R0 error| after refinement (bars: IQR). With one noise level and one observation count "
+          "(quick preset) each panel has one group; the full preset spans the grid.", "",
+          "## RQ3: cost", "", "![RQ3](figures/rq3_cost.png)", ""]
+    per_step = {m: np.nanmedian([s["time_per_step_ms_median"] for s in summary
+                                 if s["method"] == m and s["phase"] == "adam"]) for m in methods}
+    L.append("Time per Adam step per network (ms, vmapped, median over cells): "
+             + ", ".join(f"{m} {_fmt(v)}" for m, v in per_step.items()) + ".")
+    lsq_s = np.nanmedian([s["wall_s_median"] for s in summary if s["method"] == "classical"])
+    L += [f"The classical least-squares fit takes {_fmt(lsq_s)} s per data set.", ""]
+    L += ["## RQ4: curriculum", "", "![RQ4](figures/rq4_curriculum.png)", ""]
+    if rq4:
+        L.append(f"In the {base_cell[0]} cell the gate (computed from the recorded cosine, seed 0) was closed "
+                 f"(s < 0.5) for {100 * rq4['closed_fraction']:.0f} % of the Adam phase; relaxation stretches "
+                 f"{rq4['phases']['relaxation'][:5]}{'…' if len(rq4['phases']['relaxation']) > 5 else ''}, "
+                 f"refinement stretches {rq4['phases']['refinement'][:5]}"
+                 f"{'…' if len(rq4['phases']['refinement']) > 5 else ''}. Median final lambda "
+                 f"{rq4['lam_final_median']:.3g} (floor {0.1:g}, ceiling 1).")
+    L += ["", "## Convergence of the data-gradient norm", "", "![convergence](figures/convergence.png)", "",
+          f"Scenario {conflict_cell[0]}: fitted log-log slopes of min_(t<=T) |grad L_data|^2 against T: "
+          + ", ".join(f"{m} {v:.2f}" for m, v in slopes.items()) + " (O(1/T) means slope <= -1).", ""]
+    (out / "report.md").write_text("\n".join(L) + "\n")
