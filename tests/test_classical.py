@@ -23,3 +23,26 @@ def test_fixed_rate_and_estimated_reporting_fraction():
     assert fit.rates["gamma"] == 0.2
     assert fit.rates["beta"] == pytest.approx(0.6, rel=1e-4)
     assert fit.rho["incidence"] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_count_likelihoods_fit_count_data():
+    from epigate.classical import _Objective
+    from epigate.likelihood import data_misfit
+
+    clean = synthetic_outbreak(noise="none", n_obs=30, observe=("incidence",), horizon=80.0)
+    noisy = synthetic_outbreak(noise="poisson", n_obs=30, observe=("incidence",), horizon=80.0, seed=2)
+    truth = np.log([0.5, 0.2, 0.1])
+    for likelihood in ("poisson", "negbin"):
+        fit = classical_fit(SEIR, clean, likelihood=likelihood, dispersion=50.0)
+        assert fit.r0 == pytest.approx(5.0, rel=1e-4)
+        fit = classical_fit(SEIR, noisy, likelihood=likelihood, dispersion=50.0)
+        at_truth = np.sum(_Objective(SEIR, noisy, {}, {}, likelihood, 50.0).residuals(truth) ** 2)
+        assert fit.loss <= at_truth  # the maximum-likelihood fit beats the truth on its own data
+        if likelihood == "poisson":
+            assert 0.3 < fit.loss < 3.0  # mean deviance ~1 per point for Poisson counts
+    # the deviance is zero exactly at the data and positive elsewhere
+    y = np.array([3.0, 1.0, 10.0])
+    assert np.allclose(data_misfit("poisson", y, y, 1.0, 10.0), 0.0, atol=1e-9)
+    assert np.all(data_misfit("negbin", y + 1, y, 1.0, 10.0) > 0)
+    with pytest.raises(ValueError, match="unknown likelihood 'gauss'"):
+        classical_fit(SEIR, noisy, likelihood="gauss")

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .data import Observations, needs_interval_starts, observe_states
+from .likelihood import check_likelihood, data_misfit
 from .models import CompartmentalModel, simulate_numpy
 
 LOG_RATE_BOUNDS = (np.log(1e-4), np.log(50.0))  # rates in 1/day
@@ -50,8 +51,10 @@ class ClassicalFit:
 class _Objective:
     """Residuals of the scaled observations for a vector of free log-parameters."""
 
-    def __init__(self, model, obs: Observations, fixed: dict, reporting: dict):
+    def __init__(self, model, obs: Observations, fixed: dict, reporting: dict, likelihood: str = "squared",
+                 dispersion: float = 10.0):
         self.model, self.obs = model, obs
+        self.likelihood, self.dispersion = likelihood, dispersion
         frac = obs.values / obs.population
         self.mask = np.isfinite(frac)
         self.scale = np.array([np.nanmax(np.abs(frac[:, j])) if self.mask[:, j].any() else 1.0
@@ -90,12 +93,16 @@ class _Objective:
         at = lambda times: u[np.searchsorted(self.grid, times)]
         u_start = at(self.t_start) if self.t_start is not None else None
         pred = observe_states(self.model, self.obs.channels, at(self.obs.t), u_start, self.u0) * rho / self.scale
-        return (pred - self.y)[self.mask] / np.sqrt(self.n_valid)
+        if self.likelihood == "squared":
+            return (pred - self.y)[self.mask] / np.sqrt(self.n_valid)
+        # signed deviance residuals: their sum of squares is the mean deviance
+        dev = data_misfit(self.likelihood, pred, self.y, self.obs.population * self.scale, self.dispersion)
+        return (np.sign(pred - self.y) * np.sqrt(np.maximum(dev, 0.0)))[self.mask] / np.sqrt(self.n_valid)
 
 
 def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[str, float] | None = None,
                   reporting: dict[str, float | None] | None = None, start: dict[str, float] | None = None,
-                  restarts: int = 4) -> ClassicalFit:
+                  restarts: int = 4, likelihood: str = "squared", dispersion: float = 10.0) -> ClassicalFit:
     """Fit the model's free rates (and free reporting fractions) by ODE least squares.
 
     Args:
@@ -103,9 +110,12 @@ def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[s
         reporting: reporting fraction per channel (None = estimate it; default 1 = all reported).
         start: a starting point for the rates (e.g. a PINN estimate). Without it the fit starts
             from the model's generic guess with beta scaled by 1, 2, 4, 0.5 (``restarts`` of them).
+        likelihood: ``squared`` (scaled squared error, as the PINN's default data loss), or the
+            ``poisson`` / ``negbin`` count deviance (maximum likelihood for counts).
     """
     t0 = time.perf_counter()
-    obj = _Objective(model, obs, dict(fixed or {}), dict(reporting or {}))
+    check_likelihood(likelihood, dispersion)
+    obj = _Objective(model, obs, dict(fixed or {}), dict(reporting or {}), likelihood, dispersion)
     n_r = len(obj.free_rates)
     lower = [LOG_RATE_BOUNDS[0]] * n_r + [LOG_RHO_BOUNDS[0]] * len(obj.free_rho)
     upper = [LOG_RATE_BOUNDS[1]] * n_r + [LOG_RHO_BOUNDS[1]] * len(obj.free_rho)

@@ -249,6 +249,8 @@ def fit(
     seed: int = typer.Option(0, help="Seed of the (first) network and of the demo's noise."),
     seeds: int = typer.Option(1, help="Train this many networks at once (vmap) and report the spread."),
     polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),
+    likelihood: str = typer.Option("squared", help="Data misfit: squared (scaled counts), poisson or negbin."),
+    dispersion: float = typer.Option(10.0, help="Negative-binomial dispersion k (variance mu + mu^2/k)."),
     out: Optional[Path] = typer.Option(None, help="Folder for result.json, CSVs, figures and report."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ):
@@ -275,6 +277,9 @@ def fit(
         fixed = _fixed_rates(m, fix)
         report = _reporting(reporting)
         obs.check_against(m)
+        from .likelihood import check_likelihood
+
+        check_likelihood(likelihood, dispersion)
         for ch in report:
             if ch not in obs.channels:
                 _fail(f"--reporting {ch}: not an observed channel ({', '.join(obs.channels)})")
@@ -285,7 +290,7 @@ def fit(
         if bar:
             bar.start()
         result = run_fit(obs, m, cfg, list(range(seed, seed + seeds)), fixed=fixed, reporting=report,
-                         polish=polish, progress=update)
+                         polish=polish, progress=update, likelihood=likelihood, dispersion=dispersion)
     except TrainingDiverged as e:
         _fail(str(e))
     finally:

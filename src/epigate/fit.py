@@ -53,6 +53,7 @@ class FitResult:
     t_grid: np.ndarray
     network_states: np.ndarray
     runtime_s: float
+    likelihood: str = "squared"
 
     @property
     def ok(self) -> np.ndarray:
@@ -82,11 +83,14 @@ def initial_fractions(model: CompartmentalModel, obs: Observations) -> np.ndarra
 
 def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: list[int], *,
         fixed: dict[str, float] | None = None, reporting: dict[str, float | None] | None = None,
-        polish: bool = False, progress: ProgressFn | None = None, grid_points: int = 401) -> FitResult:
+        polish: bool = False, progress: ProgressFn | None = None, grid_points: int = 401,
+        likelihood: str = "squared", dispersion: float = 10.0) -> FitResult:
     """Train a PINN ensemble (one member per seed) and the classical reference on ``obs``."""
     t_start = time.perf_counter()
     fixed, reporting = dict(fixed or {}), dict(reporting or {})
-    problem = build_problem(model, obs, n_colloc=cfg.network.n_colloc, fixed=fixed, reporting=reporting)
+    problem = build_problem(model, obs, n_colloc=cfg.network.n_colloc, fixed=fixed, reporting=reporting,
+                            likelihood=likelihood, dispersion=dispersion)
+    lik = dict(likelihood=likelihood, dispersion=dispersion)
     result = train(problem, cfg, seeds, progress=progress, raise_on_divergence=len(seeds) == 1)
     if result.diverged.all():
         from .train import TrainingDiverged
@@ -95,9 +99,9 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
                                f"(first at step {result.diverged_step.min()})")
     rates = np.exp(result.log_rates)
     rho = np.exp(result.log_rho)
-    classical = classical_fit(model, obs, fixed=fixed, reporting=reporting)
+    classical = classical_fit(model, obs, fixed=fixed, reporting=reporting, **lik)
     u0 = initial_fractions(model, obs)
-    objective = _Objective(model, obs, fixed, reporting)
+    objective = _Objective(model, obs, fixed, reporting, likelihood, dispersion)
     peaks = np.full((len(seeds), 2), np.nan)
     ode_loss = np.full(len(seeds), np.nan)
     for k, p in enumerate(rates):
@@ -110,7 +114,7 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
     if polish:
         median = np.nanmedian(rates, axis=0)
         start = {n: float(v) for n, v in zip(model.params, median) if n not in fixed}
-        polished = classical_fit(model, obs, fixed=fixed, reporting=reporting, start=start)
+        polished = classical_fit(model, obs, fixed=fixed, reporting=reporting, start=start, **lik)
     t_grid = np.linspace(0.0, obs.horizon, grid_points)
     network = make_network(model, cfg.network)
     states = jax.jit(jax.vmap(network.states, in_axes=(0, None, None)))
@@ -120,7 +124,7 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
     return FitResult(model=model, obs=obs, config=cfg, seeds=list(seeds), fixed=fixed, reporting=reporting,
                      train=result, rates=rates, rho=rho, classical=classical, polish=polished, peaks=peaks,
                      ode_loss=ode_loss, t_grid=t_grid, network_states=net_states,
-                     runtime_s=time.perf_counter() - t_start)
+                     runtime_s=time.perf_counter() - t_start, likelihood=likelihood)
 
 
 def spread(values: np.ndarray) -> dict:
@@ -173,6 +177,7 @@ def summary(result: FitResult) -> dict:
                    if result.polish else None),
         "reporting_fraction": {ch: spread(result.rho[:, j]) for j, ch in enumerate(obs.channels)},
         "fixed": result.fixed,
+        "likelihood": result.likelihood,
         "seeds": result.seeds,
         "diverged_seeds": [s for s, d in zip(result.seeds, result.train.diverged) if d],
         "steps": {"adam": result.config.adam_steps, "refine": result.config.refine_steps},

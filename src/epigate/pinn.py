@@ -34,6 +34,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .data import Observations, needs_interval_starts, observe_states
+from .likelihood import check_likelihood, data_misfit
 from .models import CompartmentalModel
 
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu, "sin": jnp.sin}
@@ -75,6 +76,8 @@ class ProblemArrays(NamedTuple):
     horizon: jax.Array  # () T, days
     log_rates_fixed: jax.Array  # (p,) log of fixed rates (ignored where free)
     log_rho_fixed: jax.Array  # (k,) log of fixed reporting fractions (ignored where free)
+    count_scale: jax.Array  # (k,) people per unit of y (N * scale), for count likelihoods
+    dispersion: jax.Array  # () negative-binomial dispersion k
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class ProblemSpec:
     channels: tuple[str, ...]
     rates_free: tuple[bool, ...]
     rho_free: tuple[bool, ...]
+    likelihood: str = "squared"
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ def build_problem(
     n_colloc: int = 256,
     fixed: dict[str, float] | None = None,
     reporting: dict[str, float | None] | None = None,
+    likelihood: str = "squared",
+    dispersion: float = 10.0,
 ) -> Problem:
     """Scale observations into a :class:`Problem`.
 
@@ -115,6 +121,7 @@ def build_problem(
             channels not named are fully reported (1).
     """
     obs.check_against(model)
+    check_likelihood(likelihood, dispersion)
     fixed = dict(fixed or {})
     reporting = dict(reporting or {})
     for name in fixed:
@@ -150,12 +157,15 @@ def build_problem(
         horizon=f32(T),
         log_rates_fixed=f32(rates_fixed),
         log_rho_fixed=f32(rho_fixed),
+        count_scale=f32(obs.population * scale),
+        dispersion=f32(dispersion),
     )
     spec = ProblemSpec(
         model=model,
         channels=tuple(obs.channels),
         rates_free=tuple(k not in fixed for k in model.params),
         rho_free=tuple(r is None for r in rho_vals),
+        likelihood=likelihood,
     )
     return Problem(spec=spec, arrays=arrays)
 
@@ -295,8 +305,8 @@ def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = Fa
         n = a.tau_obs.shape[0]
         pred = observe_states(model, channels, u[:n], u[n:] if use_starts else None, a.u0, xp=jnp)
         pred = pred * jnp.exp(log_rho) / a.scale
-        sq = a.mask * (pred - a.y) ** 2
-        l_data = sq.sum() / jnp.maximum(a.mask.sum(), 1.0)
+        per_point = data_misfit(spec.likelihood, pred, a.y, a.count_scale, a.dispersion, xp=jnp)
+        l_data = (a.mask * per_point).sum() / jnp.maximum(a.mask.sum(), 1.0)
         return jnp.stack([l_data, l_phys]), log_rates
 
     return losses

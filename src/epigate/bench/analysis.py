@@ -19,6 +19,13 @@ PLAIN_METRICS = ("l2_S", "l2_E", "l2_I", "l2_R", "time_per_step_ms", "wall_s")
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
+def _nanmedian(values) -> float:
+    """Median ignoring NaN; NaN (without a warning) when nothing is finite."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else np.nan
+
+
 def _select(rows, **where):
     return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
@@ -50,7 +57,7 @@ def summarise(rows: list[dict]) -> list[dict]:
             s[f"{key}_median"] = metrics.median_iqr(_values(sel, key))[0]
         reached = _values(sel, "steps_to_5pct")
         s["reached_5pct"] = int(np.isfinite(reached).sum())
-        s["steps_to_5pct_median"] = float(np.nanmedian(reached)) if np.isfinite(reached).any() else np.nan
+        s["steps_to_5pct_median"] = _nanmedian(reached)
         ref = _select(rows, scenario=sc, noise=noise, n_obs=float(n), method="cggs", phase=phase)
         for key, name in (("r0_error", "p_r0_vs_cggs"), ("peak_time_error_days", "p_peak_vs_cggs")):
             if method in ("cggs", "classical") or not ref:
@@ -122,7 +129,7 @@ def fig_rq1(histories: dict, path: Path, record_every: int) -> dict:
         for k in range(h["c"].shape[0]):
             n += len(metrics.count_deadlocks(h["step"][adam], h["loss_data"][k, adam], h["loss_phys"][k, adam],
                                              h["c"][k, adam], window=10))
-        counts[m] = (n, h["c"].shape[0], float(np.nanmean(c < 0)), float(np.nanmedian(c)))
+        counts[m] = (n, h["c"].shape[0], float(np.nanmean(c < 0)), float(_nanmedian(c)))
     axes[0].set_xlabel("cosine c(g_data, g_phys), Adam phase")
     axes[0].legend(fontsize=8)
     axes[1].set_xlabel("step")
@@ -143,9 +150,9 @@ def fig_rq2(summary: list[dict], path: Path, methods) -> None:
             groups = sorted({s[axis] for s in rows}, key=lambda x: (str(type(x)), x))
             if not groups:
                 continue
-            med = [np.nanmedian([s["abs_r0_error_median"] for s in rows if s[axis] == g]) for g in groups]
-            lo = [np.nanmedian([s["abs_r0_error_q25"] for s in rows if s[axis] == g]) for g in groups]
-            hi = [np.nanmedian([s["abs_r0_error_q75"] for s in rows if s[axis] == g]) for g in groups]
+            med = [_nanmedian([s["abs_r0_error_median"] for s in rows if s[axis] == g]) for g in groups]
+            lo = [_nanmedian([s["abs_r0_error_q25"] for s in rows if s[axis] == g]) for g in groups]
+            hi = [_nanmedian([s["abs_r0_error_q75"] for s in rows if s[axis] == g]) for g in groups]
             x = np.arange(len(groups)) + 0.06 * (i - len(methods) / 2)
             style = dict(color="k", lw=2) if m == "classical" else dict(color=COLORS[i % len(COLORS)])
             ax.errorbar(x, 100 * np.array(med), yerr=100 * np.abs(np.array([np.array(med) - lo, np.array(hi) - med])),
@@ -162,13 +169,13 @@ def fig_rq2(summary: list[dict], path: Path, methods) -> None:
 def fig_rq3(summary: list[dict], path: Path, methods) -> None:
     """Time per Adam step of each method, and steps to reach R0 within 5 % of least squares."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    ms = [np.nanmedian([s["time_per_step_ms_median"] for s in summary if s["method"] == m and s["phase"] == "adam"])
+    ms = [_nanmedian([s["time_per_step_ms_median"] for s in summary if s["method"] == m and s["phase"] == "adam"])
           for m in methods]
     axes[0].bar(range(len(methods)), ms, color=[COLORS[i % len(COLORS)] for i in range(len(methods))])
     axes[0].set_xticks(range(len(methods)), methods, rotation=45, ha="right")
     axes[0].set_ylabel("ms per Adam step per network (vmapped)")
-    lsq = np.nanmedian([s["wall_s_median"] for s in summary if s["method"] == "classical"])
-    steps = [np.nanmedian([s["steps_to_5pct_median"] for s in summary if s["method"] == m and s["phase"] == "final"])
+    lsq = _nanmedian([s["wall_s_median"] for s in summary if s["method"] == "classical"])
+    steps = [_nanmedian([s["steps_to_5pct_median"] for s in summary if s["method"] == m and s["phase"] == "final"])
              for m in methods]
     axes[1].bar(range(len(methods)), steps, color=[COLORS[i % len(COLORS)] for i in range(len(methods))])
     axes[1].set_xticks(range(len(methods)), methods, rotation=45, ha="right")
@@ -204,7 +211,7 @@ def fig_rq4(h: dict, path: Path, kappa: float = 5.0) -> dict:
     plt.close(fig)
     closed = sum(b - a for a, b in phases["relaxation"])
     return {"phases": phases, "closed_fraction": closed / max(step[-1] - step[0], 1),
-            "lam_final_median": float(np.nanmedian(h["lam"][:, adam][:, -1]))}
+            "lam_final_median": float(_nanmedian(h["lam"][:, adam][:, -1]))}
 
 
 def fig_convergence(histories: dict, path: Path) -> dict:
@@ -289,11 +296,11 @@ def write_report(out: Path, preset: Preset, rows: list[dict], summary: list[dict
           "Median |R0 error| after refinement (bars: IQR). With one noise level and one observation count "
           "(quick preset) each panel has one group; the full preset spans the grid.", "",
           "## RQ3: cost", "", "![RQ3](figures/rq3_cost.png)", ""]
-    per_step = {m: np.nanmedian([s["time_per_step_ms_median"] for s in summary
+    per_step = {m: _nanmedian([s["time_per_step_ms_median"] for s in summary
                                  if s["method"] == m and s["phase"] == "adam"]) for m in methods}
     L.append("Time per Adam step per network (ms, vmapped, median over cells): "
              + ", ".join(f"{m} {_fmt(v)}" for m, v in per_step.items()) + ".")
-    lsq_s = np.nanmedian([s["wall_s_median"] for s in summary if s["method"] == "classical"])
+    lsq_s = _nanmedian([s["wall_s_median"] for s in summary if s["method"] == "classical"])
     L += [f"The classical least-squares fit takes {_fmt(lsq_s)} s per data set.", ""]
     L += ["## RQ4: curriculum", "", "![RQ4](figures/rq4_curriculum.png)", ""]
     if rq4:

@@ -1,0 +1,85 @@
+"""The benchmark command on a tiny grid: every file, resumability, refusal to mix settings."""
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from epigate.bench.analysis import summarise, winners
+from epigate.bench.grid import PRESETS
+from epigate.bench.run import run_bench
+from epigate.bench.store import SettingsMismatch, Store
+from epigate.cli import app
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "tiny"
+    result = runner.invoke(app, ["bench", "--preset", "tiny", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_tiny_bench_writes_every_file_with_every_method_and_seed(tiny_run):
+    out = tiny_run
+    for name in ("results.csv", "summary.csv", "report.md", "settings.json"):
+        assert (out / name).stat().st_size > 0
+    for fig in ("rq1_conflict", "rq2_robustness", "rq3_cost", "rq4_curriculum", "convergence"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    preset = PRESETS["tiny"]
+    for method in preset.methods:
+        for phase in ("adam", "final"):
+            sel = [r for r in rows if r["method"] == method and r["phase"] == phase]
+            assert sorted(int(r["seed"]) for r in sel) == list(range(preset.seeds))
+    assert len([r for r in rows if r["method"] == "classical"]) == preset.seeds
+    report = (out / "report.md").read_text()
+    assert "lowest median |R0 error|" in report and "| classical | final |" in report
+
+
+def test_rerun_skips_finished_cells_and_refuses_other_settings(tiny_run):
+    out = tiny_run
+    before = (out / "cells").stat().st_mtime_ns, sorted(p.name for p in (out / "cells").iterdir())
+    calls = []
+    run_bench(PRESETS["tiny"], out, progress=lambda d, t, c: calls.append((d, t, c)))
+    assert calls[0] == (1, 1, None) and len(calls) == 1  # nothing left to run
+    assert sorted(p.name for p in (out / "cells").iterdir()) == before[1]
+    other = replace(PRESETS["tiny"], adam_steps=150)
+    with pytest.raises(SettingsMismatch, match="other settings"):
+        Store(out, other).open()
+    result = runner.invoke(app, ["bench", "--preset", "quick", "--out", str(out)])
+    assert result.exit_code == 2 and "other settings" in result.output
+
+
+def test_unknown_preset_is_named(tmp_path):
+    result = runner.invoke(app, ["bench", "--preset", "huge", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "unknown preset 'huge'" in result.output
+
+
+def test_summary_statistics_on_hand_made_rows():
+    rows = []
+    for seed in range(6):
+        for method, err in (("cggs", 0.01 * (seed + 1)), ("fixed", 0.10 + 0.01 * seed)):
+            rows.append({"scenario": "s", "noise": "5%", "n_obs": 10.0, "method": method, "seed": float(seed),
+                         "phase": "final", "diverged": False, "r0_error": -err, "r0_error_vs_lsq": err,
+                         "beta_error": err, "sigma_error": err, "gamma_error": err,
+                         "peak_time_error_days": err, "peak_height_rel_error": err, "l2_S": 0, "l2_E": 0,
+                         "l2_I": 0, "l2_R": 0, "time_per_step_ms": 1.0, "wall_s": 1.0,
+                         "steps_to_5pct": 100.0 if err < 0.05 else np.nan})
+    rows[-1]["diverged"] = True  # fixed, seed 5: counted, excluded from the statistics
+    summary = summarise(rows)
+    cggs = next(s for s in summary if s["method"] == "cggs")
+    fixed = next(s for s in summary if s["method"] == "fixed")
+    assert cggs["abs_r0_error_median"] == pytest.approx(0.035)
+    assert cggs["abs_r0_error_q25"] == pytest.approx(0.0225)
+    assert fixed["abs_r0_error_median"] == pytest.approx(0.12) and fixed["diverged"] == 1
+    assert cggs["reached_5pct"] == 4 and fixed["reached_5pct"] == 0
+    # 5 pairs, all in cggs's favour: exact two-sided p = 2 / 2^5
+    assert fixed["p_r0_vs_cggs"] == pytest.approx(2 / 2 ** 5)
+    best = winners(summary, "s", "5%", 10)
+    assert best["abs_r0_error_median"][0] == "cggs"
