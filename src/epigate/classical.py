@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from .data import Observations, needs_interval_starts, observe_states
+from .data import Observations, initial_fractions, needs_interval_starts, observe_states, scaled_values
 from .likelihood import check_likelihood, data_misfit
 from .models import CompartmentalModel, simulate_numpy
 
@@ -55,20 +55,12 @@ class _Objective:
                  dispersion: float = 10.0):
         self.model, self.obs = model, obs
         self.likelihood, self.dispersion = likelihood, dispersion
-        frac = obs.values / obs.population
-        self.mask = np.isfinite(frac)
-        self.scale = np.array([np.nanmax(np.abs(frac[:, j])) if self.mask[:, j].any() else 1.0
-                               for j in range(frac.shape[1])])
-        self.scale = np.where(self.scale > 0, self.scale, 1.0 / obs.population)
-        self.y = np.where(self.mask, frac / self.scale, 0.0)
+        self.y, self.mask, self.scale = scaled_values(obs)
         self.fixed = fixed
         self.rho_spec = [reporting.get(ch, 1.0) for ch in obs.channels]
         self.free_rates = [k for k in model.params if k not in fixed]
         self.free_rho = [j for j, r in enumerate(self.rho_spec) if r is None]
-        self.u0 = np.zeros(model.n_states)
-        for name, value in obs.initial.items():
-            self.u0[model.state_index(name)] = value
-        self.u0[0] = 1.0 - self.u0[1:].sum()
+        self.u0 = initial_fractions(model, obs)
         use_starts = needs_interval_starts(obs.channels) and obs.t_start is not None
         self.t_start = obs.t_start if use_starts else None
         times = [[0.0], obs.t] + ([obs.t_start] if use_starts else [])

@@ -93,11 +93,10 @@ def print_summary(s: dict) -> None:
             row += [_fmt(t), _pct(rel(p, t)), _pct(rel(c, t))]
         table.add_row(*row)
     Console().print(table)
-    ratio = s.get("misfit_ratio")
-    if ratio is not None and math.isfinite(ratio) and ratio > 1.5:
-        console.print(f"[yellow]warning:[/] the ODE with the PINN's rates fits the data {ratio:.1f}x worse than "
-                      "least squares; the PINN has not found the best fit (try --polish, more --steps, or "
-                      "more data)")
+    from .fit import misfit_warning
+
+    if warning := misfit_warning(s):
+        console.print(f"[yellow]warning:[/] {warning}")
     if s.get("polish"):
         pol = s["polish"]
         console.print(f"polished (least squares from the PINN estimate): R0 {_fmt(pol['R0'])}, "

@@ -94,6 +94,30 @@ def observe_states(model: CompartmentalModel, channels, u, u_start, u0, xp=np):
     return xp.stack(cols, axis=1)
 
 
+def scaled_values(obs: Observations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The observations as both fits see them.
+
+    Returns:
+        y: (n, k) values / N / scale, 0 where missing; mask: (n, k) True where observed;
+        scale: (k,) each channel's largest observed fraction (1/N if it is all zero), so that
+        every channel lies in [0, 1] and counts equally in the data loss.
+    """
+    frac = np.asarray(obs.values, dtype=float) / obs.population
+    mask = np.isfinite(frac)
+    scale = np.array([np.nanmax(np.abs(frac[:, j])) if mask[:, j].any() else 1.0 for j in range(frac.shape[1])])
+    scale = np.where(scale > 0, scale, 1.0 / obs.population)
+    return np.where(mask, frac / scale, 0.0), mask, scale
+
+
+def initial_fractions(model: CompartmentalModel, obs: Observations) -> np.ndarray:
+    """Initial state (n_states,) in fractions: the known compartments, S the rest."""
+    u0 = np.zeros(model.n_states)
+    for name, value in obs.initial.items():
+        u0[model.state_index(name)] = value
+    u0[0] = 1.0 - u0[1:].sum()
+    return u0
+
+
 def needs_interval_starts(channels) -> bool:
     return "incidence" in channels
 

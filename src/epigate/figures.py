@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .fit import FitResult, initial_fractions  # noqa: E402
+from .data import initial_fractions  # noqa: E402
+from .fit import FitResult  # noqa: E402
 from .models import simulate_numpy  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .classical import ClassicalFit, _Objective, classical_fit
-from .data import Observations
+from .data import Observations, initial_fractions
 from .models import CompartmentalModel, simulate_numpy
 from .pinn import build_problem, make_network
 from .train import ProgressFn, TrainConfig, TrainResult, train
@@ -73,14 +73,6 @@ def peak_of(model: CompartmentalModel, rates, u0, horizon: float, population: fl
     return float(t[i]), float(u[i, model.state_index(model.infectious)] * population)
 
 
-def initial_fractions(model: CompartmentalModel, obs: Observations) -> np.ndarray:
-    u0 = np.zeros(model.n_states)
-    for name, value in obs.initial.items():
-        u0[model.state_index(name)] = value
-    u0[0] = 1.0 - u0[1:].sum()
-    return u0
-
-
 def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: list[int], *,
         fixed: dict[str, float] | None = None, reporting: dict[str, float | None] | None = None,
         polish: bool = False, progress: ProgressFn | None = None, grid_points: int = 401,
@@ -127,6 +119,18 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
                      runtime_s=time.perf_counter() - t_start, likelihood=likelihood)
 
 
+MISFIT_WARNING_RATIO = 1.5
+
+
+def misfit_warning(s: dict) -> str | None:
+    """A warning when the ODE with the PINN's rates fits the data much worse than least squares."""
+    ratio = s.get("misfit_ratio")
+    if ratio is None or not np.isfinite(ratio) or ratio <= MISFIT_WARNING_RATIO:
+        return None
+    return (f"the ODE solved with the PINN's rates fits the data {ratio:.1f}x worse than least squares: the PINN "
+            "has not found the best fit (trust the least-squares column, or rerun with more steps or --polish)")
+
+
 def spread(values: np.ndarray) -> dict:
     """Median and 90 % interval of ensemble values, ignoring NaN (diverged members)."""
     v = np.asarray(values, dtype=float)
@@ -146,12 +150,16 @@ def summary(result: FitResult) -> dict:
     for period, rate in m.periods.items():
         intervals[period] = spread(1.0 / result.rates[:, names.index(rate)])
     classical = dict(result.classical.rates, R0=result.classical.r0)
+    for period, rate in m.periods.items():
+        classical[period] = 1.0 / classical[rate]
     u0 = initial_fractions(m, obs)
     c_peak = peak_of(m, [result.classical.rates[n] for n in names], u0, obs.horizon, obs.population)
     truth = None
     if obs.truth is not None and obs.truth.get("model") == m.name:
         tp = [obs.truth["params"][n] for n in names]
         truth = dict(obs.truth["params"], R0=float(m.r0(tp)))
+        for period, rate in m.periods.items():
+            truth[period] = 1.0 / truth[rate]
         t_peak = peak_of(m, tp, u0, obs.horizon, obs.population)
         truth["peak"] = {"time": t_peak[0], "height": t_peak[1]}
 

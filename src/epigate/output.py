@@ -73,7 +73,7 @@ def observations_rows(result: FitResult):
 def trajectory_rows(result: FitResult):
     """Network trajectories (ensemble median and 90 % band) and the classical ODE solution, people."""
     from .models import simulate_numpy
-    from .fit import initial_fractions
+    from .data import initial_fractions
 
     m, obs, N = result.model, result.obs, result.obs.population
     t = result.t_grid

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .data import Observations, needs_interval_starts, observe_states
+from .data import Observations, initial_fractions, needs_interval_starts, observe_states, scaled_values
 from .likelihood import check_likelihood, data_misfit
 from .models import CompartmentalModel
 
@@ -133,14 +133,8 @@ def build_problem(
     T = float(obs.horizon)
     if T <= 0:
         raise ValueError("the last observation time must be after t = 0")
-    frac = np.asarray(obs.values, dtype=float) / obs.population
-    mask = np.isfinite(frac)
-    scale = np.array([np.nanmax(np.abs(frac[:, j])) if mask[:, j].any() else 1.0 for j in range(frac.shape[1])])
-    scale = np.where(scale > 0, scale, 1.0 / obs.population)
-    u0 = np.zeros(model.n_states)
-    for name, value in obs.initial.items():
-        u0[model.state_index(name)] = value
-    u0[0] = 1.0 - u0[1:].sum()
+    y, mask, scale = scaled_values(obs)
+    u0 = initial_fractions(model, obs)
     t_start = obs.t_start if (obs.t_start is not None and needs_interval_starts(obs.channels)) else obs.t
     rates_fixed = np.array([np.log(fixed[k]) if k in fixed else 0.0 for k in model.params])
     rho_vals = [reporting.get(ch, 1.0) for ch in obs.channels]
@@ -149,7 +143,7 @@ def build_problem(
     arrays = ProblemArrays(
         tau_obs=f32(obs.t / T),
         tau_start=f32(t_start / T),
-        y=f32(np.where(mask, frac / scale, 0.0)),
+        y=f32(y),
         mask=f32(mask),
         scale=f32(scale),
         tau_colloc=f32(np.linspace(0.0, 1.0, n_colloc)),

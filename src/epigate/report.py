@@ -8,6 +8,8 @@ import json
 import math
 from pathlib import Path
 
+from .fit import misfit_warning
+
 
 def _num(x, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
@@ -39,13 +41,7 @@ def estimates_table(s: dict) -> str:
         iv = s["intervals"][name]
         p = iv["median"]
         c = s["classical"].get(name)
-        if c is None and name.endswith("_days"):
-            rate = {"incubation_days": "sigma", "infectious_days": "gamma"}.get(name)
-            c = 1.0 / s["classical"][rate] if rate in s["classical"] else None
         t = truth.get(name) if truth else None
-        if truth and t is None and name.endswith("_days"):
-            rate = {"incubation_days": "sigma", "infectious_days": "gamma"}.get(name)
-            t = 1.0 / truth[rate] if rate in truth else None
         row = [name, _num(p), f"[{_num(iv['lo'])}, {_num(iv['hi'])}]", _num(c),
                _pct(p / c - 1 if c else None)]
         if truth:
@@ -68,11 +64,8 @@ def write_report(s: dict, folder: Path, path: Path) -> None:
     """Write ``path`` from the summary ``s`` and the PNG figures in ``folder``."""
     d = s["data"]
     warnings = []
-    ratio = s.get("misfit_ratio")
-    if ratio is not None and math.isfinite(ratio) and ratio > 1.5:
-        warnings.append(f"The ODE solved with the PINN's rates fits the data {ratio:.1f}&times; worse than least "
-                        "squares: the PINN has not found the best fit. Trust the least-squares column, or rerun "
-                        "with more steps or <code>--polish</code>.")
+    if warning := misfit_warning(s):
+        warnings.append(html.escape(warning[0].upper() + warning[1:] + "."))
     if s.get("diverged_seeds"):
         warnings.append(f"Seeds {s['diverged_seeds']} diverged and are left out.")
     polish = ""

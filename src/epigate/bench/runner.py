@@ -16,7 +16,7 @@ import numpy as np
 from .. import metrics
 from ..classical import classical_fit
 from ..data import synthetic_outbreak
-from ..fit import initial_fractions
+from ..data import initial_fractions
 from ..models import SEIR, simulate_numpy
 from ..pinn import NetworkConfig, Problem, build_problem, make_network
 from ..train import TrainConfig, train
