@@ -48,8 +48,6 @@ class NetworkConfig:
     activation: str = "tanh"
     n_colloc: int = 256
     output_scale: float = 5.0  # multiplies NN outputs: log-states change by O(5) over the horizon
-    scale_residual: bool = False  # divide each compartment's residual by that compartment's range
-    log_residual: bool = False  # residual of log-states (relative error), in 1/day
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -169,7 +167,6 @@ class Network(NamedTuple):
 
     init: Callable[[jax.Array], jax.Array]  # key -> theta (P,)
     states: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (theta, tau (c,), u0 (s,)) -> (c, s)
-    config: NetworkConfig
 
 
 def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
@@ -212,7 +209,7 @@ def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
             rest = jnp.concatenate([removed * (1 - q), removed * q], axis=1)
         return jnp.concatenate([upstream, rest], axis=1)
 
-    return Network(init=init, states=states, config=config)
+    return Network(init=init, states=states)
 
 
 def effective_phi(spec: ProblemSpec, arrays: ProblemArrays, phi):
@@ -231,7 +228,7 @@ def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float
     return effective_phi(spec, arrays, (log_rates, log_rho))
 
 
-def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays, weights=None):
+def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
     """The free rates that minimise L_phys for a given trajectory, in closed form.
 
     Every model's right-hand side is linear in its rates, f(u; p) = A(u) p, so for a fixed network
@@ -240,15 +237,13 @@ def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays, weigh
 
     Args:
         u_c, du_c: states and their tau-derivatives at the collocation points, shape (c, s).
-        weights: residual weights, shape (c, s) (default all 1).
     """
     model = spec.model
     n_p = len(model.params)
     A = jax.vmap(jax.jacfwd(lambda p, u: jnp.stack(model.rhs(u, p))), in_axes=(None, 0))(
         jnp.ones(n_p, u_c.dtype), u_c)  # (c, s, p)
-    w = jnp.ones_like(u_c) if weights is None else weights
-    A = (arrays.horizon * A * w[:, :, None]).reshape(-1, n_p)
-    b = (du_c * w).reshape(-1)
+    A = (arrays.horizon * A).reshape(-1, n_p)
+    b = du_c.reshape(-1)
     free = np.array(spec.rates_free)
     fixed_rates = jnp.exp(arrays.log_rates_fixed)
     if (~free).any():
@@ -270,28 +265,16 @@ def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = Fa
     """
     model, channels = spec.model, spec.channels
     use_starts = needs_interval_starts(channels)
-    scale_residual = network.config.scale_residual
-    log_residual = network.config.log_residual
 
     def losses(theta, phi, a: ProblemArrays):
         log_rates, log_rho = effective_phi(spec, a, phi)
         # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
         tc = a.tau_colloc
         u_c, du_c = jax.jvp(lambda t: network.states(theta, t, a.u0), (tc,), (jnp.ones_like(tc),))
-        weights = None
-        if scale_residual:
-            weights = 1.0 / jax.lax.stop_gradient(jnp.max(u_c, axis=0) - jnp.min(u_c, axis=0) + 1e-3)
-            weights = jnp.broadcast_to(weights, u_c.shape)
-        if log_residual:  # d log u/dt - f/u for S..I (the last compartment's residual is implied)
-            n_up = model.state_index(model.infectious) + 1
-            weights = jnp.concatenate([1.0 / u_c[:, :n_up], jnp.ones_like(u_c[:, n_up:])], axis=1)
-            weights = weights.at[:, -1].set(0.0) / a.horizon
         if profile_rates:
-            log_rates = optimal_log_rates(spec, u_c, du_c, a, weights)
+            log_rates = optimal_log_rates(spec, u_c, du_c, a)
         f = jnp.stack(model.rhs(u_c.T, jnp.exp(log_rates)), axis=1)  # (c, s)
         residual = du_c - a.horizon * f
-        if weights is not None:
-            residual = residual * weights
         l_phys = jnp.mean(residual ** 2)
         # data
         tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs

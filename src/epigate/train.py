@@ -200,8 +200,11 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
         phi = initial_phi(spec, a)
         return _State(theta, phi, adam.init((theta, phi)), strategy.init()), lbfgs.init((theta, phi))
 
-    jac_profiled = jax.jacrev(lambda th, ph, a: (profiled(th, ph, a)[0], profiled(th, ph, a)),
-                              argnums=(0, 1), has_aux=True)
+    def _profiled_with_aux(th, ph, a):
+        out = profiled(th, ph, a)
+        return out[0], out
+
+    jac_profiled = jax.jacrev(_profiled_with_aux, argnums=(0, 1), has_aux=True)
 
     def adam_step(state: _State, a):
         if cfg.profile_rates_adam:
