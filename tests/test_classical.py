@@ -46,3 +46,13 @@ def test_count_likelihoods_fit_count_data():
     assert np.all(data_misfit("negbin", y + 1, y, 1.0, 10.0) > 0)
     with pytest.raises(ValueError, match="unknown likelihood 'gauss'"):
         classical_fit(SEIR, noisy, likelihood="gauss")
+
+
+def test_estimates_an_initial_value_with_the_rates():
+    obs = synthetic_outbreak("sir", {"beta": 0.6, "gamma": 0.2}, noise="none", observe=("I",), n_obs=25,
+                             horizon=50.0, initial={"I": 3e-4})
+    start = type(obs)(**{**obs.__dict__, "initial": {"I": 1e-5}})  # a wrong starting value
+    fit = classical_fit(SIR, start, estimate_initial=("I",))
+    assert fit.u0[1] == pytest.approx(3e-4, rel=1e-4)
+    assert fit.rates["beta"] == pytest.approx(0.6, rel=1e-4)
+    assert fit.u0.sum() == pytest.approx(1.0)

@@ -92,3 +92,14 @@ def test_unknown_fix_and_dataset_are_named(tmp_path):
     assert result.exit_code == 2 and "unknown dataset 'nope'" in result.output
     result = runner.invoke(app, ["fit", *TINY])
     assert result.exit_code == 2 and "exactly one of" in result.output
+
+
+def test_initial_value_can_be_estimated_and_is_reported(tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit", "--dataset", "boarding_school_1978", "--initial", "I=estimate", *TINY,
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    r = json.loads((out / "result.json").read_text())
+    assert 0 < r["initial_people"]["I"]["median"] < 20 and 0 < r["initial_people"]["I"]["classical"] < 20
+    bad = runner.invoke(app, ["fit", "--dataset", "boarding_school_1978", "--initial", "S=estimate", *TINY])
+    assert bad.exit_code == 2 and "--initial S=estimate" in bad.output

@@ -23,6 +23,7 @@ from .models import CompartmentalModel, simulate_numpy
 
 LOG_RATE_BOUNDS = (np.log(1e-4), np.log(50.0))  # rates in 1/day
 LOG_RHO_BOUNDS = (np.log(1e-4), 0.0)
+LOG_U0_BOUNDS = (np.log(1e-9), np.log(0.5))  # an estimated initial fraction
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ClassicalFit:
         n_evals: ODE solves spent.
         runtime_s: seconds.
         success: whether the optimiser reported convergence.
+        u0: initial state (fractions), with any estimated initial values.
     """
 
     rates: dict[str, float]
@@ -46,13 +48,14 @@ class ClassicalFit:
     n_evals: int
     runtime_s: float
     success: bool
+    u0: np.ndarray | None = None
 
 
 class _Objective:
     """Residuals of the scaled observations for a vector of free log-parameters."""
 
     def __init__(self, model, obs: Observations, fixed: dict, reporting: dict, likelihood: str = "squared",
-                 dispersion: float = 10.0):
+                 dispersion: float = 10.0, estimate_initial: tuple[str, ...] = ()):
         self.model, self.obs = model, obs
         self.likelihood, self.dispersion = likelihood, dispersion
         self.y, self.mask, self.scale = scaled_values(obs)
@@ -61,6 +64,7 @@ class _Objective:
         self.free_rates = [k for k in model.params if k not in fixed]
         self.free_rho = [j for j, r in enumerate(self.rho_spec) if r is None]
         self.u0 = initial_fractions(model, obs)
+        self.free_u0 = [model.state_index(name) for name in estimate_initial]
         use_starts = needs_interval_starts(obs.channels) and obs.t_start is not None
         self.t_start = obs.t_start if use_starts else None
         times = [[0.0], obs.t] + ([obs.t_start] if use_starts else [])
@@ -69,22 +73,36 @@ class _Objective:
         self.n_evals = 0
 
     def unpack(self, x):
+        """Parameter vector (log rates, log rho, log initial fractions; free ones only) -> rates,
+        reporting fractions, initial state."""
+        n_r, n_rho = len(self.free_rates), len(self.free_rho)
         rates = dict(self.fixed)
-        rates.update({k: float(np.exp(v)) for k, v in zip(self.free_rates, x)})
+        rates.update({k: float(np.exp(v)) for k, v in zip(self.free_rates, x[:n_r])})
         rho = np.array([1.0 if r is None else r for r in self.rho_spec], dtype=float)
-        rho[self.free_rho] = np.exp(x[len(self.free_rates):])
-        return np.array([rates[k] for k in self.model.params]), rho
+        rho[self.free_rho] = np.exp(x[n_r:n_r + n_rho])
+        u0 = self.u0.copy()
+        if self.free_u0:
+            u0[self.free_u0] = np.exp(x[n_r + n_rho:])
+            u0[0] = 1.0 - u0[1:].sum()
+        return np.array([rates[k] for k in self.model.params]), rho, u0
+
+    def pack(self, rates: dict, rho, u0) -> np.ndarray:
+        """Inverse of :meth:`unpack` (for starting points and evaluating given estimates)."""
+        x = [np.log(rates[k]) for k in self.free_rates] + [np.log(rho[j]) for j in self.free_rho]
+        return np.array(x + [np.log(max(u0[i], 1e-12)) for i in self.free_u0])
 
     def residuals(self, x):
         self.n_evals += 1
-        p, rho = self.unpack(x)
+        p, rho, u0 = self.unpack(x)
+        if u0[0] <= 0:
+            return np.full(self.mask.shape, 1e3)[self.mask]
         try:
-            u = simulate_numpy(self.model, p, self.u0, self.grid)
+            u = simulate_numpy(self.model, p, u0, self.grid)
         except RuntimeError:
             return np.full(self.mask.shape, 1e3)[self.mask]
         at = lambda times: u[np.searchsorted(self.grid, times)]
         u_start = at(self.t_start) if self.t_start is not None else None
-        pred = observe_states(self.model, self.obs.channels, at(self.obs.t), u_start, self.u0) * rho / self.scale
+        pred = observe_states(self.model, self.obs.channels, at(self.obs.t), u_start, u0) * rho / self.scale
         if self.likelihood == "squared":
             return (pred - self.y)[self.mask] / np.sqrt(self.n_valid)
         # signed deviance residuals: their sum of squares is the mean deviance
@@ -94,7 +112,8 @@ class _Objective:
 
 def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[str, float] | None = None,
                   reporting: dict[str, float | None] | None = None, start: dict[str, float] | None = None,
-                  restarts: int = 4, likelihood: str = "squared", dispersion: float = 10.0) -> ClassicalFit:
+                  restarts: int = 4, likelihood: str = "squared", dispersion: float = 10.0,
+                  estimate_initial: tuple[str, ...] = ()) -> ClassicalFit:
     """Fit the model's free rates (and free reporting fractions) by ODE least squares.
 
     Args:
@@ -104,13 +123,17 @@ def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[s
             from the model's generic guess with beta scaled by 1, 2, 4, 0.5 (``restarts`` of them).
         likelihood: ``squared`` (scaled squared error, as the PINN's default data loss), or the
             ``poisson`` / ``negbin`` count deviance (maximum likelihood for counts).
+        estimate_initial: compartments whose initial fraction is estimated too (starting from the
+            value in ``obs.initial``, or 1/N).
     """
     t0 = time.perf_counter()
     check_likelihood(likelihood, dispersion)
-    obj = _Objective(model, obs, dict(fixed or {}), dict(reporting or {}), likelihood, dispersion)
-    n_r = len(obj.free_rates)
-    lower = [LOG_RATE_BOUNDS[0]] * n_r + [LOG_RHO_BOUNDS[0]] * len(obj.free_rho)
-    upper = [LOG_RATE_BOUNDS[1]] * n_r + [LOG_RHO_BOUNDS[1]] * len(obj.free_rho)
+    obj = _Objective(model, obs, dict(fixed or {}), dict(reporting or {}), likelihood, dispersion,
+                     tuple(estimate_initial))
+    n_r, n_rho, n_u0 = len(obj.free_rates), len(obj.free_rho), len(obj.free_u0)
+    lower = [LOG_RATE_BOUNDS[0]] * n_r + [LOG_RHO_BOUNDS[0]] * n_rho + [LOG_U0_BOUNDS[0]] * n_u0
+    upper = [LOG_RATE_BOUNDS[1]] * n_r + [LOG_RHO_BOUNDS[1]] * n_rho + [LOG_U0_BOUNDS[1]] * n_u0
+    u0_start = [np.clip(np.log(max(obj.u0[i], 1.0 / obs.population)), *LOG_U0_BOUNDS) for i in obj.free_u0]
     base = dict(model.guess)
     starts = []
     if start is not None:
@@ -119,15 +142,15 @@ def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[s
         starts.append({**base, "beta": base["beta"] * factor})
     best = None
     for s in starts:
-        x0 = [np.clip(np.log(s[k]), *LOG_RATE_BOUNDS) for k in obj.free_rates] + [np.log(0.5)] * len(obj.free_rho)
-        if not obj.free_rates and not obj.free_rho:
+        x0 = [np.clip(np.log(s[k]), *LOG_RATE_BOUNDS) for k in obj.free_rates] + [np.log(0.5)] * n_rho + u0_start
+        if not x0:
             break
         sol = least_squares(obj.residuals, np.array(x0), bounds=(lower, upper), method="trf",
                             x_scale=1.0, xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=400)
         if best is None or sol.cost < best.cost:
             best = sol
     x = best.x if best is not None else np.zeros(0)
-    p, rho = obj.unpack(x)
+    p, rho, u0 = obj.unpack(x)
     loss = float(np.sum(obj.residuals(x) ** 2))
     return ClassicalFit(
         rates={k: float(v) for k, v in zip(model.params, p)},
@@ -137,4 +160,5 @@ def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[s
         n_evals=obj.n_evals,
         runtime_s=time.perf_counter() - t0,
         success=bool(best.success) if best is not None else True,
+        u0=u0,
     )

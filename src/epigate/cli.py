@@ -170,14 +170,29 @@ def simulate(
     console.print(f"wrote {out} ({len(obs.t)} times; {obs.source})")
 
 
+def _split_initial(items: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """--initial NAME=PEOPLE (known) and NAME=estimate (estimated) -> (known, estimated names)."""
+    known, estimated = {}, []
+    for name, text in _parse_assignments(items, "--initial").items():
+        if text.lower() in ("estimate", "free", "?"):
+            estimated.append(name)
+        else:
+            known[name] = text
+    return known, tuple(estimated)
+
+
 def _load_observations(csv_path, demo, dataset, time, observe, population, initial, start, seed, n_free):
-    """Observations from exactly one of --demo, --dataset or a CSV path."""
+    """Observations from exactly one of --demo, --dataset or a CSV path (``initial``: known
+    initial people, NAME -> text)."""
     from .csvinput import read_csv
     from .data import demo_observations
 
     given = [x for x in (demo, dataset is not None, csv_path is not None) if x]
     if len(given) != 1:
         _fail("give exactly one of: a CSV file, --dataset NAME, or --demo")
+    if initial and (demo or dataset is not None):
+        _fail("--initial NAME=PEOPLE applies to CSV input; the demo and the datasets carry their own initial "
+              "state (NAME=estimate works everywhere)")
     if demo:
         return demo_observations(seed), None
     if dataset is not None:
@@ -188,7 +203,7 @@ def _load_observations(csv_path, demo, dataset, time, observe, population, initi
     if time is None or not observe or population is None:
         _fail("a CSV file needs --time COLUMN, --observe CHANNEL=COLUMN (e.g. I=in_bed) and --population N")
     pairs = _parse_assignments(observe, "--observe")
-    init = {k: _number(v, f"--initial {k}") / population for k, v in _parse_assignments(initial, "--initial").items()}
+    init = {k: _number(v, f"--initial {k}") / population for k, v in initial.items()}
     return read_csv(csv_path, time=time, observe=pairs, population=population, initial=init or None,
                     start=start, n_free_params=n_free), None
 
@@ -233,7 +248,8 @@ def fit(
     observe: list[str] = typer.Option([], help="CSV: CHANNEL=COLUMN, channel a compartment (I, R, D), "
                                                "incidence or cumulative; repeat for several."),
     population: Optional[float] = typer.Option(None, help="CSV: population N."),
-    initial: list[str] = typer.Option([], help="Initial people in a compartment, e.g. I=1 (default I=1)."),
+    initial: list[str] = typer.Option([], help="Initial people in a compartment, e.g. I=1 (default I=1), or "
+                                               "I=estimate to estimate it; repeat for several."),
     start: Optional[str] = typer.Option(None, help="CSV with dates: the date of t = 0 (ISO)."),
     fix: list[str] = typer.Option([], help="Hold a rate or period at a known value: sigma=1/5.3 or "
                                            "incubation_days=5.3; repeat for several."),
@@ -269,9 +285,10 @@ def fit(
                           learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref)
         m = get_model(model) if model else None
         fixed = _fixed_rates(m or get_model("seir"), fix) if fix else {}
-        n_free = len((m or get_model("seir")).params) - len(fixed)
-        obs, suggested = _load_observations(csv_path, demo, dataset, time, observe, population, initial, start,
-                                            seed, n_free)
+        known_initial, estimate_initial = _split_initial(initial)
+        n_free = len((m or get_model("seir")).params) - len(fixed) + len(estimate_initial)
+        obs, suggested = _load_observations(csv_path, demo, dataset, time, observe, population, known_initial,
+                                            start, seed, n_free)
         m = m or get_model(suggested or "seir")
         fixed = _fixed_rates(m, fix)
         report = _reporting(reporting)
@@ -279,6 +296,9 @@ def fit(
         from .likelihood import check_likelihood
 
         check_likelihood(likelihood, dispersion)
+        for name in estimate_initial:
+            if name not in m.states or name == "S":
+                _fail(f"--initial {name}=estimate: model {m.name} has {', '.join(m.states[1:])} (S is the rest)")
         for ch in report:
             if ch not in obs.channels:
                 _fail(f"--reporting {ch}: not an observed channel ({', '.join(obs.channels)})")
@@ -289,7 +309,8 @@ def fit(
         if bar:
             bar.start()
         result = run_fit(obs, m, cfg, list(range(seed, seed + seeds)), fixed=fixed, reporting=report,
-                         polish=polish, progress=update, likelihood=likelihood, dispersion=dispersion)
+                         polish=polish, progress=update, likelihood=likelihood, dispersion=dispersion,
+                         estimate_initial=estimate_initial)
     except TrainingDiverged as e:
         _fail(str(e))
     finally:

@@ -10,7 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .data import initial_fractions  # noqa: E402
 from .fit import FitResult  # noqa: E402
 from .models import simulate_numpy  # noqa: E402
 
@@ -28,7 +27,7 @@ def fit_figure(result: FitResult, path: Path) -> None:
     m, obs, N = result.model, result.obs, result.obs.population
     t = result.t_grid
     ok = result.ok
-    cl = simulate_numpy(m, [result.classical.rates[n] for n in m.params], initial_fractions(m, obs), t) * N
+    cl = simulate_numpy(m, [result.classical.rates[n] for n in m.params], result.classical.u0, t) * N
     states = result.network_states[ok] * N
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]

@@ -54,6 +54,8 @@ class FitResult:
     network_states: np.ndarray
     runtime_s: float
     likelihood: str = "squared"
+    u0: np.ndarray | None = None  # (K, s) initial state of each member (estimated or known), fractions
+    estimate_initial: tuple[str, ...] = ()
 
     @property
     def ok(self) -> np.ndarray:
@@ -62,6 +64,18 @@ class FitResult:
     @property
     def r0(self) -> np.ndarray:
         return np.array([self.model.r0(p) if np.all(np.isfinite(p)) else np.nan for p in self.rates])
+
+
+def member_initial_states(model: CompartmentalModel, obs: Observations, log_u0: np.ndarray,
+                          estimate_initial) -> np.ndarray:
+    """(K, s) initial states: known values from ``obs``, estimated ones from ``log_u0``, S the rest."""
+    base = initial_fractions(model, obs)
+    u0s = np.tile(base, (log_u0.shape[0], 1))
+    for name in estimate_initial:
+        i = model.state_index(name)
+        u0s[:, i] = np.exp(log_u0[:, i])
+    u0s[:, 0] = 1.0 - u0s[:, 1:].sum(axis=1)
+    return u0s
 
 
 def peak_of(model: CompartmentalModel, rates, u0, horizon: float, population: float) -> tuple[float, float]:
@@ -76,13 +90,14 @@ def peak_of(model: CompartmentalModel, rates, u0, horizon: float, population: fl
 def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: list[int], *,
         fixed: dict[str, float] | None = None, reporting: dict[str, float | None] | None = None,
         polish: bool = False, progress: ProgressFn | None = None, grid_points: int = 401,
-        likelihood: str = "squared", dispersion: float = 10.0) -> FitResult:
+        likelihood: str = "squared", dispersion: float = 10.0,
+        estimate_initial: tuple[str, ...] = ()) -> FitResult:
     """Train a PINN ensemble (one member per seed) and the classical reference on ``obs``."""
     t_start = time.perf_counter()
     fixed, reporting = dict(fixed or {}), dict(reporting or {})
     problem = build_problem(model, obs, n_colloc=cfg.network.n_colloc, fixed=fixed, reporting=reporting,
-                            likelihood=likelihood, dispersion=dispersion)
-    lik = dict(likelihood=likelihood, dispersion=dispersion)
+                            likelihood=likelihood, dispersion=dispersion, estimate_initial=tuple(estimate_initial))
+    lik = dict(likelihood=likelihood, dispersion=dispersion, estimate_initial=tuple(estimate_initial))
     result = train(problem, cfg, seeds, progress=progress, raise_on_divergence=len(seeds) == 1)
     if result.diverged.all():
         from .train import TrainingDiverged
@@ -91,17 +106,16 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
                                f"(first at step {result.diverged_step.min()})")
     rates = np.exp(result.log_rates)
     rho = np.exp(result.log_rho)
+    u0s = member_initial_states(model, obs, result.log_u0, estimate_initial)
     classical = classical_fit(model, obs, fixed=fixed, reporting=reporting, **lik)
-    u0 = initial_fractions(model, obs)
-    objective = _Objective(model, obs, fixed, reporting, likelihood, dispersion)
+    objective = _Objective(model, obs, fixed, reporting, likelihood, dispersion, tuple(estimate_initial))
     peaks = np.full((len(seeds), 2), np.nan)
     ode_loss = np.full(len(seeds), np.nan)
     for k, p in enumerate(rates):
-        if np.all(np.isfinite(p)):
-            peaks[k] = peak_of(model, p, u0, obs.horizon, obs.population)
-            x = [np.log(p[model.params.index(n)]) for n in objective.free_rates] + \
-                [np.log(rho[k, j]) for j in objective.free_rho]
-            ode_loss[k] = float(np.sum(objective.residuals(np.array(x)) ** 2))
+        if np.all(np.isfinite(p)) and np.all(np.isfinite(u0s[k])):
+            peaks[k] = peak_of(model, p, u0s[k], obs.horizon, obs.population)
+            x = objective.pack(dict(zip(model.params, p)), rho[k], u0s[k])
+            ode_loss[k] = float(np.sum(objective.residuals(x) ** 2))
     polished = None
     if polish:
         median = np.nanmedian(rates, axis=0)
@@ -109,14 +123,15 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
         polished = classical_fit(model, obs, fixed=fixed, reporting=reporting, start=start, **lik)
     t_grid = np.linspace(0.0, obs.horizon, grid_points)
     network = make_network(model, cfg.network)
-    states = jax.jit(jax.vmap(network.states, in_axes=(0, None, None)))
+    states = jax.jit(jax.vmap(network.states, in_axes=(0, None, 0)))
     net_states = np.array(states(jnp.asarray(result.theta), jnp.asarray(t_grid / obs.horizon, jnp.float32),
-                                   problem.arrays.u0))
+                                 jnp.asarray(np.nan_to_num(u0s), jnp.float32)))
     net_states[result.diverged] = np.nan
     return FitResult(model=model, obs=obs, config=cfg, seeds=list(seeds), fixed=fixed, reporting=reporting,
                      train=result, rates=rates, rho=rho, classical=classical, polish=polished, peaks=peaks,
                      ode_loss=ode_loss, t_grid=t_grid, network_states=net_states,
-                     runtime_s=time.perf_counter() - t_start, likelihood=likelihood)
+                     runtime_s=time.perf_counter() - t_start, likelihood=likelihood, u0=u0s,
+                     estimate_initial=tuple(estimate_initial))
 
 
 MISFIT_WARNING_RATIO = 1.5
@@ -153,7 +168,7 @@ def summary(result: FitResult) -> dict:
     for period, rate in m.periods.items():
         classical[period] = 1.0 / classical[rate]
     u0 = initial_fractions(m, obs)
-    c_peak = peak_of(m, [result.classical.rates[n] for n in names], u0, obs.horizon, obs.population)
+    c_peak = peak_of(m, [result.classical.rates[n] for n in names], result.classical.u0, obs.horizon, obs.population)
     truth = None
     if obs.truth is not None and obs.truth.get("model") == m.name:
         tp = [obs.truth["params"][n] for n in names]
@@ -184,6 +199,9 @@ def summary(result: FitResult) -> dict:
         "polish": (dict(result.polish.rates, R0=result.polish.r0, loss=result.polish.loss)
                    if result.polish else None),
         "reporting_fraction": {ch: spread(result.rho[:, j]) for j, ch in enumerate(obs.channels)},
+        "initial_people": {name: dict(spread(result.u0[:, m.state_index(name)] * obs.population),
+                                      classical=float(result.classical.u0[m.state_index(name)] * obs.population))
+                           for name in result.estimate_initial},
         "fixed": result.fixed,
         "likelihood": result.likelihood,
         "seeds": result.seeds,

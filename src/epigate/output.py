@@ -73,7 +73,6 @@ def observations_rows(result: FitResult):
 def trajectory_rows(result: FitResult):
     """Network trajectories (ensemble median and 90 % band) and the classical ODE solution, people."""
     from .models import simulate_numpy
-    from .data import initial_fractions
 
     m, obs, N = result.model, result.obs, result.obs.population
     t = result.t_grid
@@ -81,7 +80,7 @@ def trajectory_rows(result: FitResult):
     med = np.nanmedian(result.network_states[ok], axis=0) * N
     lo = np.nanpercentile(result.network_states[ok], 5, axis=0) * N
     hi = np.nanpercentile(result.network_states[ok], 95, axis=0) * N
-    cl = simulate_numpy(m, [result.classical.rates[n] for n in m.params], initial_fractions(m, obs), t) * N
+    cl = simulate_numpy(m, [result.classical.rates[n] for n in m.params], result.classical.u0, t) * N
     header = ["t"] + [f"{s}_pinn" for s in m.states] + [f"{s}_pinn_lo" for s in m.states] + \
              [f"{s}_pinn_hi" for s in m.states] + [f"{s}_classical" for s in m.states]
     rows = [[float(t[i])] + [float(v) for v in np.concatenate([med[i], lo[i], hi[i], cl[i]])] for i in range(len(t))]

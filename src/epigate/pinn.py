@@ -18,7 +18,7 @@ Losses, all in scaled units so both start O(1):
   compartments, du/dtau by forward-mode autodiff.
 
 Trainable: the flat network weights ``theta`` (shape (P,)) and ``phi = (log rates, log reporting
-fractions)``. Entries of phi marked fixed are replaced by their known values, so they get no
+fractions, log initial fractions)``. Entries of phi marked fixed are replaced by their known values, so they get no
 gradient.
 """
 
@@ -87,6 +87,7 @@ class ProblemSpec:
     rates_free: tuple[bool, ...]
     rho_free: tuple[bool, ...]
     likelihood: str = "squared"
+    u0_free: tuple[bool, ...] = ()  # per compartment: initial value estimated (never S)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ def build_problem(
     reporting: dict[str, float | None] | None = None,
     likelihood: str = "squared",
     dispersion: float = 10.0,
+    estimate_initial: tuple[str, ...] = (),
 ) -> Problem:
     """Scale observations into a :class:`Problem`.
 
@@ -120,6 +122,10 @@ def build_problem(
     """
     obs.check_against(model)
     check_likelihood(likelihood, dispersion)
+    for name in estimate_initial:
+        if name not in model.states or name == "S":
+            raise ValueError(f"cannot estimate the initial value of {name!r}: model {model.name} has "
+                             f"{', '.join(model.states[1:])} (S is the rest)")
     fixed = dict(fixed or {})
     reporting = dict(reporting or {})
     for name in fixed:
@@ -158,6 +164,7 @@ def build_problem(
         rates_free=tuple(k not in fixed for k in model.params),
         rho_free=tuple(r is None for r in rho_vals),
         likelihood=likelihood,
+        u0_free=tuple(name in estimate_initial for name in model.states),
     )
     return Problem(spec=spec, arrays=arrays)
 
@@ -213,11 +220,20 @@ def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
 
 
 def effective_phi(spec: ProblemSpec, arrays: ProblemArrays, phi):
-    """(log rates, log rho) with fixed entries replaced by their known values."""
-    log_rates, log_rho = phi
+    """(log rates, log rho, log u0) with fixed entries replaced by their known values."""
+    log_rates, log_rho, log_u0 = phi
     log_rates = jnp.where(jnp.array(spec.rates_free), log_rates, arrays.log_rates_fixed)
     log_rho = jnp.where(jnp.array(spec.rho_free), log_rho, arrays.log_rho_fixed)
-    return log_rates, log_rho
+    log_u0 = jnp.where(jnp.array(spec.u0_free), log_u0, jnp.log(jnp.maximum(arrays.u0, ZERO_FLOOR)))
+    return log_rates, log_rho, log_u0
+
+
+def effective_u0(spec: ProblemSpec, arrays: ProblemArrays, log_u0):
+    """Initial state (s,): known values, estimated ones from ``log_u0``, S the rest."""
+    if not any(spec.u0_free):
+        return arrays.u0
+    u0 = jnp.where(jnp.array(spec.u0_free), jnp.exp(log_u0), arrays.u0)
+    return u0.at[0].set(1.0 - u0[1:].sum())
 
 
 def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float] | None = None):
@@ -225,7 +241,8 @@ def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float
     guess = guess or spec.model.guess
     log_rates = jnp.log(jnp.array([guess[k] for k in spec.model.params], dtype=jnp.float32))
     log_rho = jnp.where(jnp.array(spec.rho_free), jnp.log(0.5), 0.0).astype(jnp.float32)
-    return effective_phi(spec, arrays, (log_rates, log_rho))
+    log_u0 = jnp.log(jnp.maximum(arrays.u0, ZERO_FLOOR)).astype(jnp.float32)
+    return effective_phi(spec, arrays, (log_rates, log_rho, log_u0))
 
 
 def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
@@ -267,10 +284,11 @@ def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = Fa
     use_starts = needs_interval_starts(channels)
 
     def losses(theta, phi, a: ProblemArrays):
-        log_rates, log_rho = effective_phi(spec, a, phi)
+        log_rates, log_rho, log_u0 = effective_phi(spec, a, phi)
+        u0 = effective_u0(spec, a, log_u0)
         # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
         tc = a.tau_colloc
-        u_c, du_c = jax.jvp(lambda t: network.states(theta, t, a.u0), (tc,), (jnp.ones_like(tc),))
+        u_c, du_c = jax.jvp(lambda t: network.states(theta, t, u0), (tc,), (jnp.ones_like(tc),))
         if profile_rates:
             log_rates = optimal_log_rates(spec, u_c, du_c, a)
         f = jnp.stack(model.rhs(u_c.T, jnp.exp(log_rates)), axis=1)  # (c, s)
@@ -278,9 +296,9 @@ def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = Fa
         l_phys = jnp.mean(residual ** 2)
         # data
         tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
-        u = network.states(theta, tau, a.u0)
+        u = network.states(theta, tau, u0)
         n = a.tau_obs.shape[0]
-        pred = observe_states(model, channels, u[:n], u[n:] if use_starts else None, a.u0, xp=jnp)
+        pred = observe_states(model, channels, u[:n], u[n:] if use_starts else None, u0, xp=jnp)
         pred = pred * jnp.exp(log_rho) / a.scale
         per_point = data_misfit(spec.likelihood, pred, a.y, a.count_scale, a.dispersion, xp=jnp)
         l_data = (a.mask * per_point).sum() / jnp.maximum(a.mask.sum(), 1.0)

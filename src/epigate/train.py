@@ -117,6 +117,7 @@ class TrainResult:
     Attributes:
         log_rates: (K, p) final log rates (NaN rows for diverged members).
         log_rho: (K, k) final log reporting fractions.
+        log_u0: (K, s) final log initial fractions (known values where not estimated; S unused).
         log_rates_adam: (K, p) log rates at the end of the first-order phase.
         theta: (K, P) final network weights.
         history: ``step`` (R,), ``phase`` (R,) 0 = Adam, 1 = refinement, each of RECORD_KEYS
@@ -128,6 +129,7 @@ class TrainResult:
 
     log_rates: np.ndarray
     log_rho: np.ndarray
+    log_u0: np.ndarray
     log_rates_adam: np.ndarray
     theta: np.ndarray
     history: dict
@@ -212,11 +214,12 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
         else:
             (j_theta, j_phi), L = jac(state.theta, state.phi, a)
         direction, lam, info = strategy.update(j_theta[0], j_theta[1], state.lam)
-        g_phi = jax.tree.map(lambda j: j[0] + j[1], j_phi)  # rates: physics only; rho: data only
+        # rates: physics gradient only; rho: data only; initial values: both (they shape the network)
+        g_phi = jax.tree.map(lambda j: j[0] + j[1], j_phi)
         updates, opt_state = adam.update((direction, g_phi), state.opt_state, (state.theta, state.phi))
         theta, phi = optax.apply_updates((state.theta, state.phi), updates)
         if cfg.profile_rates_adam:
-            phi = (log_rates, phi[1])
+            phi = (log_rates, *phi[1:])
         return _State(theta, phi, opt_state, lam), (L, info)
 
     def adam_record(state, a):
@@ -251,7 +254,7 @@ def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
         (theta, phi), opt_state = jax.lax.cond(
             r.stalled, lambda c: c, lambda c: jax.lax.scan(body, c, None, length=every)[0], (r.params, r.opt_state))
         if cfg.profile_rates:  # keep phi's rates equal to the profiled optimum
-            phi = (profiled(theta, phi, a)[1], phi[1])
+            phi = (profiled(theta, phi, a)[1], *phi[1:])
         value = objective((theta, phi))
         stalled = r.stalled | ~(value < r.last_value * (1.0 - STALL_RTOL))
         L, c, m, nd, np_ = stats(theta, phi, a)
@@ -365,11 +368,13 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = Fal
     history["phase"] = np.concatenate(phases)
     log_rates = np.asarray(phi[0], dtype=float)
     log_rho = np.asarray(phi[1], dtype=float)
+    log_u0 = np.asarray(phi[2], dtype=float)
     bad = diverged_step >= 0
     log_rates[bad] = np.nan
     log_rho[bad] = np.nan
+    log_u0[bad] = np.nan
     log_rates_adam[bad] = np.nan
-    return TrainResult(log_rates=log_rates, log_rho=log_rho, log_rates_adam=log_rates_adam,
+    return TrainResult(log_rates=log_rates, log_rho=log_rho, log_u0=log_u0, log_rates_adam=log_rates_adam,
                        theta=np.asarray(theta), history=history, diverged_step=diverged_step,
                        compile_s=compile_s, train_s=train_s, adam_s=adam_s, refine_s=train_s - adam_s,
                        theta_adam=theta_adam)
