@@ -346,7 +346,7 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = Fal
         state, rec = compiled["adam"](state, arrays)
         if all_bad := check(rec, "adam"):
             break
-    log_rates_adam = np.asarray(state.phi[0], dtype=float)
+    log_rates_adam = np.array(state.phi[0], dtype=float)
     theta_adam = np.asarray(state.theta)
     adam_s = time.perf_counter() - t0
     lam_refine = np.full(K, cfg.lam_ref, dtype=np.float32)
@@ -366,9 +366,9 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = Fal
     n_rec = history["loss_data"].shape[1]
     history["step"] = cfg.record_every * np.arange(1, n_rec + 1)
     history["phase"] = np.concatenate(phases)
-    log_rates = np.asarray(phi[0], dtype=float)
-    log_rho = np.asarray(phi[1], dtype=float)
-    log_u0 = np.asarray(phi[2], dtype=float)
+    log_rates = np.array(phi[0], dtype=float)
+    log_rho = np.array(phi[1], dtype=float)
+    log_u0 = np.array(phi[2], dtype=float)
     bad = diverged_step >= 0
     log_rates[bad] = np.nan
     log_rho[bad] = np.nan
