@@ -50,6 +50,11 @@ class TrainConfig:
         lbfgs_memory: number of past updates L-BFGS keeps for its curvature estimate.
         profile_rates: in the refinement phase, eliminate the rates in closed form (they enter the
             residual linearly) instead of iterating on them; same objective, far better conditioned.
+        refine_growth: multiply the refinement weight by this after every compiled chunk (1000
+            iterations), restarting L-BFGS's memory: penalty continuation. Measured worse; kept for
+            the record in docs/method.md.
+        profile_rates_adam: use the closed-form rates in the first-order phase too (measured:
+            better Adam-phase estimates, the same final ones).
     """
 
     method: str = "cggs"
