@@ -4,7 +4,8 @@ Prints, measured side by side in one run on this machine:
 - first-order (Adam + CGGS, both gradients every step) steps per second for one network;
 - the same per network for 16 networks trained together under vmap, and the ratio;
 - L-BFGS refinement iterations per second for one network;
-- the demo's time to result (compile, train, least squares) as `epigate fit --demo` runs it.
+- the demo's time to result (compile, train, least squares) as `epigate fit --demo` runs it
+  (float64, the CLI's default) and in float32. The throughput lines are float32.
 
 Usage: python scripts/bench_speed.py [--steps 3000]
 """
@@ -45,12 +46,14 @@ def main():
     print(f"  16 networks:  {many:7.0f} steps/s per network ({many / one:.2f}x one network)")
     lbfgs = throughput(problem, TrainConfig(method="cggs", adam_steps=0, refine_steps=1000), 1)
     print(f"L-BFGS refinement, 1 network: {lbfgs:7.0f} iterations/s (from the initial network)")
-    t0 = time.perf_counter()
-    r = fit(demo_observations(0), SEIR, TrainConfig(), [0])
-    total = time.perf_counter() - t0
-    print(f"demo time to result (epigate fit --demo, defaults): {total:.1f} s = "
-          f"{r.train.compile_s:.1f} s compile + {r.train.train_s:.1f} s train + "
-          f"{r.classical.runtime_s:.1f} s least squares + rest")
+    for precision in ("float64", "float32"):
+        t0 = time.perf_counter()
+        r = fit(demo_observations(0), SEIR, TrainConfig(precision=precision), [0])
+        total = time.perf_counter() - t0
+        label = "epigate fit --demo, the default" if precision == "float64" else "--precision float32"
+        print(f"demo time to result ({label}, {precision}): {total:.1f} s = "
+              f"{r.train.compile_s:.1f} s compile + {r.train.train_s:.1f} s train + "
+              f"{r.classical.runtime_s:.1f} s least squares + rest")
 
 
 if __name__ == "__main__":

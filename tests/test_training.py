@@ -54,3 +54,14 @@ def test_ensemble_members_differ_but_agree():
     assert not np.allclose(r.rates[0], r.rates[1])  # different initialisations
     r0 = r.r0
     assert np.all(np.abs(r0 / r.classical.r0 - 1) < 0.08)
+
+
+def test_float64_training_stays_inside_its_own_context():
+    import jax.numpy as jnp
+
+    problem = build_problem(SEIR, demo_observations(0))
+    r = train(problem, TrainConfig(method="cggs", adam_steps=100, refine_steps=50, precision="float64"), [0])
+    assert r.theta.dtype == np.float64 and np.all(np.isfinite(r.log_rates))
+    assert jnp.array(1.0).dtype == jnp.float32  # x64 mode did not leak into the rest of the process
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="float16")

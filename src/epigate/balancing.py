@@ -59,7 +59,7 @@ def _weighted(name: str, target: Callable, *, alpha: float, lam_init: float) -> 
         lam = (1.0 - alpha) * lam + alpha * lam_hat
         return g_d + lam * g_p, lam, _info(c, m, lam, nd, np_)
 
-    return Strategy(name, lambda: jnp.asarray(lam_init, jnp.float32), update)
+    return Strategy(name, lambda: jnp.asarray(lam_init, jnp.result_type(float)), update)
 
 
 def fixed(weight: float = 1.0, name: str = "fixed") -> Strategy:
@@ -114,7 +114,7 @@ def pcgrad(weight: float = 1.0) -> Strategy:
         direction = jnp.where(dot < 0, proj_d + proj_p, g_d + g2)
         return direction, lam, _info(c, m, jnp.nan, nd, np_)
 
-    return Strategy("pcgrad", lambda: jnp.asarray(weight, jnp.float32), update)
+    return Strategy("pcgrad", lambda: jnp.asarray(weight, jnp.result_type(float)), update)
 
 
 def config(weight: float = 1.0) -> Strategy:
@@ -130,7 +130,7 @@ def config(weight: float = 1.0) -> Strategy:
         direction = (jnp.dot(g_d, b) + jnp.dot(g2, b)) * b
         return direction, lam, _info(c, m, jnp.nan, nd, np_)
 
-    return Strategy("config", lambda: jnp.asarray(weight, jnp.float32), update)
+    return Strategy("config", lambda: jnp.asarray(weight, jnp.result_type(float)), update)
 
 
 METHODS = ("fixed", "floor", "magnitude", "lra", "pcgrad", "config", "gate_only", "cggs", "cggs_literal")

@@ -261,6 +261,7 @@ def fit(
     refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations (default 6000)."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     lam_ref: float = typer.Option(None, help="Reference physics weight (see docs/method.md)."),
+    precision: str = typer.Option("float64", help="float64 (refines further; about 2x slower) or float32."),
     seed: int = typer.Option(0, help="Seed of the (first) network and of the demo's noise."),
     seeds: int = typer.Option(1, help="Train this many networks at once (vmap) and report the spread."),
     polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),
@@ -282,7 +283,8 @@ def fit(
         cfg = TrainConfig(method=method,
                           adam_steps=defaults.adam_steps if steps is None else steps,
                           refine_steps=defaults.refine_steps if refine_steps is None else refine_steps,
-                          learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref)
+                          learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref,
+                          precision=precision)
         m = get_model(model) if model else None
         fixed = _fixed_rates(m or get_model("seir"), fix) if fix else {}
         known_initial, estimate_initial = _split_initial(initial)

@@ -239,9 +239,10 @@ def effective_u0(spec: ProblemSpec, arrays: ProblemArrays, log_u0):
 def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float] | None = None):
     """Starting point of phi: the model's generic guess for free rates, reporting 0.5 if free."""
     guess = guess or spec.model.guess
-    log_rates = jnp.log(jnp.array([guess[k] for k in spec.model.params], dtype=jnp.float32))
-    log_rho = jnp.where(jnp.array(spec.rho_free), jnp.log(0.5), 0.0).astype(jnp.float32)
-    log_u0 = jnp.log(jnp.maximum(arrays.u0, ZERO_FLOOR)).astype(jnp.float32)
+    dtype = arrays.u0.dtype
+    log_rates = jnp.log(jnp.array([guess[k] for k in spec.model.params], dtype=dtype))
+    log_rho = jnp.where(jnp.array(spec.rho_free), jnp.log(0.5), 0.0).astype(dtype)
+    log_u0 = jnp.log(jnp.maximum(arrays.u0, ZERO_FLOOR)).astype(dtype)
     return effective_phi(spec, arrays, (log_rates, log_rho, log_u0))
 
 
