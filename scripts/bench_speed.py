@@ -41,7 +41,7 @@ def main():
     adam = TrainConfig(method="cggs", adam_steps=args.steps, refine_steps=0)
     one = throughput(problem, adam, 1)
     many = throughput(problem, adam, 16)
-    print(f"Adam + CGGS, default network 3x64 tanh, 256 collocation points, two gradients per step:")
+    print("Adam + CGGS, default network 3x64 tanh, 256 collocation points, two gradients per step:")
     print(f"  1 network:    {one:7.0f} steps/s")
     print(f"  16 networks:  {many:7.0f} steps/s per network ({many / one:.2f}x one network)")
     lbfgs = throughput(problem, TrainConfig(method="cggs", adam_steps=0, refine_steps=1000), 1)

@@ -1,7 +1,6 @@
 """The benchmark command on a tiny grid: every file, resumability, refusal to mix settings."""
 
 import csv
-import json
 from dataclasses import replace
 
 import numpy as np

@@ -6,7 +6,7 @@ import pytest
 from epigate.fit import fit, summary
 from epigate.data import demo_observations
 from epigate.models import SEIR
-from epigate.pinn import NetworkConfig, build_problem
+from epigate.pinn import build_problem
 from epigate.train import TrainConfig, TrainingDiverged, train
 
 SMALL = TrainConfig(method="cggs", adam_steps=2000, refine_steps=2000)

@@ -286,9 +286,11 @@ def fit(
                           learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref,
                           precision=precision)
         m = get_model(model) if model else None
-        fixed = _fixed_rates(m or get_model("seir"), fix) if fix else {}
         known_initial, estimate_initial = _split_initial(initial)
-        n_free = len((m or get_model("seir")).params) - len(fixed) + len(estimate_initial)
+        # free parameters, for the "enough observations" check (--fix is validated below, once the
+        # model is known)
+        n_fixed = len(_parse_assignments(fix, "--fix"))
+        n_free = len((m or get_model("seir")).params) - n_fixed + len(estimate_initial)
         obs, suggested = _load_observations(csv_path, demo, dataset, time, observe, population, known_initial,
                                             start, seed, n_free)
         m = m or get_model(suggested or "seir")

@@ -74,7 +74,7 @@ def trajectory_rows(result: FitResult):
     """Network trajectories (ensemble median and 90 % band) and the classical ODE solution, people."""
     from .models import simulate_numpy
 
-    m, obs, N = result.model, result.obs, result.obs.population
+    m, N = result.model, result.obs.population
     t = result.t_grid
     ok = result.ok
     med = np.nanmedian(result.network_states[ok], axis=0) * N

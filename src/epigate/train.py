@@ -17,9 +17,8 @@ Everything is ``vmap``-ed over a leading seed axis (K networks trained at once).
 from __future__ import annotations
 
 import functools
-import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import jax
@@ -28,7 +27,7 @@ import numpy as np
 import optax
 
 from . import balancing
-from .pinn import NetworkConfig, Problem, ProblemArrays, ProblemSpec, initial_phi, make_losses, make_network
+from .pinn import NetworkConfig, Problem, ProblemSpec, initial_phi, make_losses, make_network
 
 
 @dataclass(frozen=True)
