@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from epigate.classical import classical_fit
+from epigate.classical import _Objective, classical_fit
 from epigate.data import demo_observations
 from epigate.models import SEIR
 from epigate.pinn import NetworkConfig, Problem, build_problem
@@ -45,6 +45,19 @@ def main():
         print(f"  {tag:10s} R0 vs least squares (%): {np.round(e, 1)}  max |.| {np.abs(e).max():.1f}")
     ratio = result.history["loss_data"][:, -1] / np.array([c.loss for c in classical])
     print(f"  final data loss / least squares: {np.round(ratio, 3)}")
+    # Diagnostic: least squares that may also move the initial E and I (the epidemic's timing)
+    free_start = np.array([classical_fit(SEIR, o, estimate_initial=("E", "I")).r0 for o in obs])
+    e = 100 * (np.exp(result.log_rates[:, 0] - result.log_rates[:, 2]) / free_start - 1)
+    print(f"  final R0 vs least squares with E(0), I(0) free (%): {np.round(e, 1)}  max |.| {np.abs(e).max():.1f}")
+    print(f"  least squares with E(0), I(0) free vs fixed (%): {np.round(100 * (free_start / r0_lsq - 1), 1)}")
+    misfit = [ode_misfit(o, c, lr) for o, c, lr in zip(obs, classical, result.log_rates)]
+    print(f"  ODE with the PINN's rates / least squares: {np.round(misfit, 3)}")
+
+
+def ode_misfit(obs, fit, log_rates):
+    objective = _Objective(SEIR, obs, {}, {})
+    x = objective.pack(dict(zip(SEIR.params, np.exp(log_rates))), np.ones(len(obs.channels)), None)
+    return float(np.sum(objective.residuals(x) ** 2)) / fit.loss
 
 
 if __name__ == "__main__":

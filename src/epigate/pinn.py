@@ -246,7 +246,7 @@ def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float
     return effective_phi(spec, arrays, (log_rates, log_rho, log_u0))
 
 
-def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
+def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays, weight=None):
     """The free rates that minimise L_phys for a given trajectory, in closed form.
 
     Every model's right-hand side is linear in its rates, f(u; p) = A(u) p, so for a fixed network
@@ -255,13 +255,17 @@ def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
 
     Args:
         u_c, du_c: states and their tau-derivatives at the collocation points, shape (c, s).
+        weight: optional per-row scaling of the residual, shape (c, s) (:func:`residual_weight`).
     """
     model = spec.model
     n_p = len(model.params)
     A = jax.vmap(jax.jacfwd(lambda p, u: jnp.stack(model.rhs(u, p))), in_axes=(None, 0))(
         jnp.ones(n_p, u_c.dtype), u_c)  # (c, s, p)
-    A = (arrays.horizon * A).reshape(-1, n_p)
-    b = du_c.reshape(-1)
+    A = arrays.horizon * A
+    b = du_c
+    if weight is not None:  # residual rows scaled per state (see make_losses)
+        A, b = A * weight[:, :, None], b * weight
+    A, b = A.reshape(-1, n_p), b.reshape(-1)
     free = np.array(spec.rates_free)
     fixed_rates = jnp.exp(arrays.log_rates_fixed)
     if (~free).any():
@@ -275,7 +279,19 @@ def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
         jnp.array(free), 0.0, arrays.log_rates_fixed)
 
 
-def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = False):
+def residual_weight(model: CompartmentalModel, u_c, residual: str):
+    """Per-state scaling of the physics residual at the collocation points, shape (c, s), or None.
+
+    ``absolute``: none (residual in population fractions). ``log``: 1/u for S .. I (the residual
+    of log u, i.e. relative), 1 for the removed compartments (which start at 0).
+    """
+    if residual == "absolute":
+        return None
+    n_log = model.state_index(model.infectious) + 1
+    return jnp.concatenate([1.0 / u_c[:, :n_log], jnp.ones_like(u_c[:, n_log:])], axis=1)
+
+
+def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = False, residual: str = "absolute"):
     """Return ``losses(theta, phi, arrays) -> (array([L_data, L_phys]), log_rates)``.
 
     With ``profile_rates`` the rates in ``phi`` are ignored and replaced by the L_phys-optimal
@@ -290,11 +306,12 @@ def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = Fa
         # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
         tc = a.tau_colloc
         u_c, du_c = jax.jvp(lambda t: network.states(theta, t, u0), (tc,), (jnp.ones_like(tc),))
+        weight = residual_weight(model, u_c, residual)
         if profile_rates:
-            log_rates = optimal_log_rates(spec, u_c, du_c, a)
+            log_rates = optimal_log_rates(spec, u_c, du_c, a, weight)
         f = jnp.stack(model.rhs(u_c.T, jnp.exp(log_rates)), axis=1)  # (c, s)
-        residual = du_c - a.horizon * f
-        l_phys = jnp.mean(residual ** 2)
+        r = du_c - a.horizon * f
+        l_phys = jnp.mean((r if weight is None else r * weight) ** 2)
         # data
         tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
         u = network.states(theta, tau, u0)

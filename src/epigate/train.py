@@ -56,6 +56,9 @@ class TrainConfig:
             better Adam-phase estimates, the same final ones).
         precision: ``float32`` (fast) or ``float64`` (JAX's x64 mode for this training only:
             about 2x slower, and L-BFGS can refine further before it stalls).
+        residual: ``absolute`` (in population fractions, the default) or ``log`` (the residual of
+            log u for S..I, i.e. relative, so the first weeks when E and I are tiny count as much
+            as the peak). Measured worse on the demo (docs/method.md); kept for that record.
     """
 
     method: str = "cggs"
@@ -74,6 +77,7 @@ class TrainConfig:
     profile_rates_adam: bool = False
     profile_rates: bool = True
     precision: str = "float32"
+    residual: str = "absolute"
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def __post_init__(self):
@@ -86,6 +90,8 @@ class TrainConfig:
         for name in ("adam_steps", "refine_steps"):
             if getattr(self, name) % self.record_every:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of record_every ({self.record_every})")
+        if self.residual not in ("absolute", "log"):
+            raise ValueError(f"residual must be absolute or log, got {self.residual!r}")
         if self.precision not in ("float32", "float64"):
             raise ValueError(f"precision must be float32 or float64, got {self.precision!r}")
         if not self.learning_rate > 0 or not self.lam_ref > 0 or not 0 < self.alpha <= 1:
@@ -191,9 +197,9 @@ def _chunk_records(total: int, every: int, target_steps: int = 1000) -> int:
 def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
     """Build (and cache) the jitted, vmapped init, Adam-chunk and L-BFGS-chunk functions."""
     network = make_network(spec.model, cfg.network)
-    losses_and_rates = make_losses(spec, network)
+    losses_and_rates = make_losses(spec, network, residual=cfg.residual)
     losses = lambda th, ph, a: losses_and_rates(th, ph, a)[0]
-    profiled = make_losses(spec, network, profile_rates=True) if cfg.profile_rates else losses_and_rates
+    profiled = make_losses(spec, network, profile_rates=True, residual=cfg.residual) if cfg.profile_rates else losses_and_rates
     strategy = make_strategy(cfg)
     adam = optax.adam(cfg.learning_rate)
     jac = jax.jacrev(lambda th, ph, a: (losses(th, ph, a),) * 2, argnums=(0, 1), has_aux=True)
