@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from epigate.classical import _Objective, classical_fit
+from epigate.classical import OdeObjective, classical_fit
 from epigate.data import demo_observations
 from epigate.models import SEIR
 from epigate.pinn import NetworkConfig, Problem, build_problem
@@ -55,9 +55,7 @@ def main():
 
 
 def ode_misfit(obs, fit, log_rates):
-    objective = _Objective(SEIR, obs, {}, {})
-    x = objective.pack(dict(zip(SEIR.params, np.exp(log_rates))), np.ones(len(obs.channels)), None)
-    return float(np.sum(objective.residuals(x) ** 2)) / fit.loss
+    return OdeObjective(SEIR, obs, {}, {}).loss_of(np.exp(log_rates), np.ones(len(obs.channels)), None) / fit.loss
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_fixed_rate_and_estimated_reporting_fraction():
 
 
 def test_count_likelihoods_fit_count_data():
-    from epigate.classical import _Objective
+    from epigate.classical import OdeObjective
     from epigate.likelihood import data_misfit
 
     clean = synthetic_outbreak(noise="none", n_obs=30, observe=("incidence",), horizon=80.0)
@@ -36,7 +36,7 @@ def test_count_likelihoods_fit_count_data():
         fit = classical_fit(SEIR, clean, likelihood=likelihood, dispersion=50.0)
         assert fit.r0 == pytest.approx(5.0, rel=1e-4)
         fit = classical_fit(SEIR, noisy, likelihood=likelihood, dispersion=50.0)
-        at_truth = np.sum(_Objective(SEIR, noisy, {}, {}, likelihood, 50.0).residuals(truth) ** 2)
+        at_truth = np.sum(OdeObjective(SEIR, noisy, {}, {}, likelihood, 50.0).residuals(truth) ** 2)
         assert fit.loss <= at_truth  # the maximum-likelihood fit beats the truth on its own data
         if likelihood == "poisson":
             assert 0.3 < fit.loss < 3.0  # mean deviance ~1 per point for Poisson counts

@@ -51,8 +51,9 @@ class ClassicalFit:
     u0: np.ndarray | None = None
 
 
-class _Objective:
-    """Residuals of the scaled observations for a vector of free log-parameters."""
+class OdeObjective:
+    """The least-squares objective: residuals of the scaled observations for a vector of free
+    log-parameters, and the data loss of given estimates (:meth:`loss_of`)."""
 
     def __init__(self, model, obs: Observations, fixed: dict, reporting: dict, likelihood: str = "squared",
                  dispersion: float = 10.0, estimate_initial: tuple[str, ...] = ()):
@@ -91,6 +92,12 @@ class _Objective:
         x = [np.log(rates[k]) for k in self.free_rates] + [np.log(rho[j]) for j in self.free_rho]
         return np.array(x + [np.log(max(u0[i], 1e-12)) for i in self.free_u0])
 
+    def loss_of(self, rates, rho, u0) -> float:
+        """Data loss (sum of squared residuals, as ``ClassicalFit.loss``) of the exact ODE solution
+        with the given rates (p,) in the model's order, reporting fractions (k,) and initial state."""
+        x = self.pack(dict(zip(self.model.params, rates)), rho, u0)
+        return float(np.sum(self.residuals(x) ** 2))
+
     def residuals(self, x):
         self.n_evals += 1
         p, rho, u0 = self.unpack(x)
@@ -128,7 +135,7 @@ def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[s
     """
     t0 = time.perf_counter()
     check_likelihood(likelihood, dispersion)
-    obj = _Objective(model, obs, dict(fixed or {}), dict(reporting or {}), likelihood, dispersion,
+    obj = OdeObjective(model, obs, dict(fixed or {}), dict(reporting or {}), likelihood, dispersion,
                      tuple(estimate_initial))
     n_r, n_rho, n_u0 = len(obj.free_rates), len(obj.free_rho), len(obj.free_u0)
     lower = [LOG_RATE_BOUNDS[0]] * n_r + [LOG_RHO_BOUNDS[0]] * n_rho + [LOG_U0_BOUNDS[0]] * n_u0

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .classical import ClassicalFit, _Objective, classical_fit
+from .classical import ClassicalFit, OdeObjective, classical_fit
 from .data import Observations, initial_fractions
 from .models import CompartmentalModel, simulate_numpy
 from .pinn import build_problem, make_network
@@ -108,14 +108,13 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: l
     rho = np.exp(result.log_rho)
     u0s = member_initial_states(model, obs, result.log_u0, estimate_initial)
     classical = classical_fit(model, obs, fixed=fixed, reporting=reporting, **lik)
-    objective = _Objective(model, obs, fixed, reporting, likelihood, dispersion, tuple(estimate_initial))
+    objective = OdeObjective(model, obs, fixed, reporting, likelihood, dispersion, tuple(estimate_initial))
     peaks = np.full((len(seeds), 2), np.nan)
     ode_loss = np.full(len(seeds), np.nan)
     for k, p in enumerate(rates):
         if np.all(np.isfinite(p)) and np.all(np.isfinite(u0s[k])):
             peaks[k] = peak_of(model, p, u0s[k], obs.horizon, obs.population)
-            x = objective.pack(dict(zip(model.params, p)), rho[k], u0s[k])
-            ode_loss[k] = float(np.sum(objective.residuals(x) ** 2))
+            ode_loss[k] = objective.loss_of(p, rho[k], u0s[k])
     polished = None
     if polish:
         median = np.nanmedian(rates, axis=0)
