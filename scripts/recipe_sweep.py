@@ -35,9 +35,9 @@ def main():
     r0_lsq = np.array([c.r0 for c in classical])
     result = train(batched, cfg, list(range(n)), batched_data=True, raise_on_divergence=False)
 
-    def r0_error(log_rates):
+    def r0_error(log_rates, reference=r0_lsq):
         p = np.exp(log_rates)
-        return 100 * (p[:, 0] / p[:, 2] / r0_lsq - 1)
+        return 100 * (p[:, 0] / p[:, 2] / reference - 1)
 
     print(kw, net, f"compile {result.compile_s:.1f} s, train {result.train_s:.1f} s for {n} networks")
     for tag, lr in (("after Adam", result.log_rates_adam), ("final", result.log_rates)):
@@ -47,7 +47,7 @@ def main():
     print(f"  final data loss / least squares: {np.round(ratio, 3)}")
     # Diagnostic: least squares that may also move the initial E and I (the epidemic's timing)
     free_start = np.array([classical_fit(SEIR, o, estimate_initial=("E", "I")).r0 for o in obs])
-    e = 100 * (np.exp(result.log_rates[:, 0] - result.log_rates[:, 2]) / free_start - 1)
+    e = r0_error(result.log_rates, free_start)
     print(f"  final R0 vs least squares with E(0), I(0) free (%): {np.round(e, 1)}  max |.| {np.abs(e).max():.1f}")
     print(f"  least squares with E(0), I(0) free vs fixed (%): {np.round(100 * (free_start / r0_lsq - 1), 1)}")
     misfit = [ode_misfit(o, c, lr) for o, c, lr in zip(obs, classical, result.log_rates)]
