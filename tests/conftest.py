@@ -1,9 +1,18 @@
-import os
+from pathlib import Path
 
-# Two CPU cores on CI: keep XLA from oversubscribing them and hypothesis deterministic.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-
-from hypothesis import settings  # noqa: E402
+import pytest
+from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
 settings.load_profile("ci")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real outbreak series in ../shared/data; their absence fails the test that needs them."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the shared data folder {SHARED_DATA} is missing: this test needs the real outbreak series "
+                    "in ../shared/data beside the project")
+    return SHARED_DATA

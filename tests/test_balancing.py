@@ -27,12 +27,12 @@ def run(label, factory, g_d, g_p):
         strategy = factory()
         _JITTED[label] = (jax.jit(strategy.update), strategy.init())
     update, state = _JITTED[label]
-    direction, lam, info = update(jnp.asarray(g_d), jnp.asarray(g_p), state)
-    return np.asarray(direction, dtype=np.float64), float(lam), {k: float(v) for k, v in info.items()}
+    direction, _, info = update(jnp.asarray(g_d), jnp.asarray(g_p), state)
+    return np.asarray(direction, dtype=np.float64), float(info.lam), {k: float(v) for k, v in info._asdict().items()}
 
 
 def test_descent_constant_value():
-    # 1 - max_x x sigmoid(-5x) ~ 0.94 for kappa = 5 (DESIGN.md)
+    # 1 - max_x x sigmoid(-5x) ~ 0.94 for kappa = 5 (docs/method.md)
     assert B.descent_constant(5.0) == pytest.approx(0.9446, abs=1e-3)
     assert 0 < B.descent_constant(1.0) < B.descent_constant(5.0) < B.descent_constant(20.0) < 1
 
@@ -117,3 +117,45 @@ def test_cggs_gate_and_magnitude_values():
     # the EMA moves lambda part of the way
     _, lam, _ = run("B.cggs(kappa=5.0, alpha=0.5, lam_init=1.0)", lambda: B.cggs(kappa=5.0, alpha=0.5, lam_init=1.0), g_d, g_p)
     assert lam == pytest.approx(0.5 * 1.0 + 0.5 * 0.125)
+
+
+# ------------------------------------------------------------------ laws shared by every method
+# Each strategy of balancing.METHODS, as the training recipe builds it (train.make_strategy), is
+# held to the same laws, whatever its rule: a finite direction for finite gradients; the plain
+# weighted sum g_d + lam g_p for the weighting methods (lam the weight it reports); for PCGrad the
+# plain sum g_d + lam_ref g_p where the gradients do not conflict (ConFIG only promises it for
+# parallel gradients: test_config_equals_the_sum_when_gradients_align); and descent of the data
+# loss for the methods that promise it.
+
+from epigate.train import TrainConfig, make_strategy  # noqa: E402
+
+PROJECTIONS = ("pcgrad", "config")
+PROMISE_DESCENT = ("cggs_literal", "pcgrad", "config")
+
+
+@pytest.mark.parametrize("method", B.METHODS)
+@given(g_d=vectors, g_p=vectors)
+def test_every_method_obeys_the_shared_laws(method, g_d, g_p):
+    cfg = TrainConfig(method=method)
+    direction, lam, info = run(f"law-{method}", lambda: make_strategy(cfg), g_d, g_p)
+    g_d64, g_p64 = g_d.astype(np.float64), g_p.astype(np.float64)
+    scale = np.linalg.norm(g_d64) + np.linalg.norm(g_p64)
+    assert np.all(np.isfinite(direction)), f"{method}: non-finite direction"
+    assert -1 - 1e-5 <= info["c"] <= 1 + 1e-5
+    if method in PROJECTIONS:
+        assert np.isnan(lam), f"{method} reports a weight it does not use"
+        if method == "pcgrad" and info["c"] > 1e-3:
+            np.testing.assert_allclose(direction, g_d64 + cfg.lam_ref * g_p64, rtol=1e-4, atol=1e-4 * scale)
+    else:
+        np.testing.assert_allclose(direction, g_d64 + lam * g_p64, rtol=1e-4, atol=1e-4 * scale)
+    if method in PROMISE_DESCENT and info["c"] > -0.99:
+        assert g_d64 @ direction >= -1e-5 * scale ** 2, f"{method} ascends the data loss"
+
+
+def test_gate_values_on_numpy_input():
+    assert float(B.gate(0.0, 5.0, 0.0)) == pytest.approx(0.5)
+    assert float(B.gate(-1.0, 5.0, 0.0)) == pytest.approx(1 / (1 + np.exp(5.0)), rel=1e-5)
+    assert float(B.gate(0.5, 2.0, 0.5)) == pytest.approx(0.5)
+    s = np.asarray(B.gate(np.array([-1.0, 0.0, 1.0]), 5.0, 0.0))
+    assert s.shape == (3,) and np.all(np.diff(s) > 0)
+    assert np.isfinite(float(B.gate(-1e6, 1e3, 0.0)))

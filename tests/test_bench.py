@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from epigate.bench.analysis import summarise, winners
 from epigate.bench.grid import PRESETS
 from epigate.bench.run import run_bench
+from epigate.bench.runner import RunRow
 from epigate.bench.store import SettingsMismatch, Store
 from epigate.cli import app
 
@@ -64,13 +65,13 @@ def test_summary_statistics_on_hand_made_rows():
     rows = []
     for seed in range(6):
         for method, err in (("cggs", 0.01 * (seed + 1)), ("fixed", 0.10 + 0.01 * seed)):
-            rows.append({"scenario": "s", "noise": "5%", "n_obs": 10.0, "method": method, "seed": float(seed),
-                         "phase": "final", "diverged": False, "r0_error": -err, "r0_error_vs_lsq": err,
-                         "beta_error": err, "sigma_error": err, "gamma_error": err,
-                         "peak_time_error_days": err, "peak_height_rel_error": err, "l2_S": 0, "l2_E": 0,
-                         "l2_I": 0, "l2_R": 0, "time_per_step_ms": 1.0, "wall_s": 1.0,
-                         "steps_to_5pct": 100.0 if err < 0.05 else np.nan})
-    rows[-1]["diverged"] = True  # fixed, seed 5: counted, excluded from the statistics
+            rows.append(RunRow(scenario="s", noise="5%", n_obs=10, method=method, seed=seed, phase="final",
+                               diverged=False, wall_s=1.0, time_per_step_ms=1.0,
+                               steps_to_5pct=100.0 if err < 0.05 else np.nan, weight=np.nan, r0=5.0,
+                               r0_error_vs_lsq=err, misfit_ratio=1.0, r0_error=-err, peak_time_error_days=err,
+                               peak_height_rel_error=err, rate_errors={"beta": err, "sigma": err, "gamma": err},
+                               l2={"S": 0.0, "E": 0.0, "I": 0.0, "R": 0.0}))
+    rows[-1].diverged = True  # fixed, seed 5: counted, excluded from the statistics
     summary = summarise(rows)
     cggs = next(s for s in summary if s["method"] == "cggs")
     fixed = next(s for s in summary if s["method"] == "fixed")
@@ -82,3 +83,17 @@ def test_summary_statistics_on_hand_made_rows():
     assert fixed["p_r0_vs_cggs"] == pytest.approx(2 / 2 ** 5)
     best = winners(summary, "s", "5%", 10)
     assert best["abs_r0_error_median"][0] == "cggs"
+
+
+def test_rows_survive_the_csv_round_trip(tiny_run):
+    rows = Store(tiny_run, PRESETS["tiny"]).rows()
+    assert rows and all(isinstance(r, RunRow) for r in rows)
+    again = [RunRow.from_flat({k: str(v) for k, v in r.flat().items()}) for r in rows]
+    for a, b in zip(rows, again):
+        assert a.flat().keys() == b.flat().keys()
+        for key, value in a.flat().items():
+            other = b.flat()[key]
+            assert value == other or (isinstance(value, float) and np.isnan(value) and np.isnan(other)), key
+    classical = [r for r in rows if r.method == "classical"]
+    assert all(set(r.rate_errors) == {"beta", "sigma", "gamma"} and set(r.l2) == {"S", "E", "I", "R"}
+               for r in classical)

@@ -26,11 +26,15 @@ def test_fit_demo_writes_every_promised_file(demo_out):
         assert (out / name).stat().st_size > 0, name
     r = json.loads((out / "result.json").read_text())
     assert r["model"] == "seir" and r["method"] == "cggs"
-    for block in ("params", "classical", "truth"):
-        assert set(r[block]) >= {"beta", "sigma", "gamma", "R0"}
-    assert r["truth"]["beta"] == 0.5
-    assert set(r["peak"]) >= {"time", "height"} and r["peak"]["time"] > 0
-    assert r["runtime_s"] > 0 and r["steps"] == {"adam": 500, "refine": 500}
+    q = r["quantities"]
+    assert set(q) >= {"beta", "sigma", "gamma", "R0", "incubation_period", "infectious_period", "peak_time",
+                      "peak_size"}
+    assert q["beta"]["truth"] == 0.5 and q["beta"]["unit"] == "1/day" and q["infectious_period"]["unit"] == "days"
+    assert q["R0"]["truth"] == pytest.approx(5.0) and q["R0"]["classical"] > 0
+    assert q["R0"]["vs_classical"] == pytest.approx(q["R0"]["pinn"]["median"] / q["R0"]["classical"] - 1)
+    assert 30 < q["peak_time"]["pinn"]["median"] < 60
+    assert r["timing"]["runtime_s"] > 0
+    assert r["settings"]["adam_steps"] == 500 and r["settings"]["refine_steps"] == 500
     obs_lines = (out / "observations.csv").read_text().splitlines()
     assert obs_lines[0] == "t,I,R" and len(obs_lines) == 41
     assert "beta" in (out / "history.csv").read_text().splitlines()[0]

@@ -2,7 +2,6 @@
 cleanly and leave --out empty."""
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -10,10 +9,8 @@ from typer.testing import CliRunner
 from epigate.cli import app
 
 runner = CliRunner(env={"COLUMNS": "200"})
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--steps", "100", "--refine-steps", "50", "--quiet"]
 
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data folder {SHARED} not present")
 
 # file, arguments (what a modeller would type)
 SERIES = [
@@ -21,7 +18,7 @@ SERIES = [
                                       "--population", "763", "--model", "sir"]),
     ("boarding_school_flu_1978_variants.csv", ["--time", "day", "--observe", "I=benmaier_digitised_in_bed",
                                                "--population", "763", "--model", "sir"]),
-    ("eyam_plague_1666.csv", ["--time", "time_months", "--observe", "I=I", "--observe", "S=S",
+    ("eyam_plague_1666.csv", ["--time", "time_months", "--time-unit", "month", "--observe", "I=I", "--observe", "S=S",
                               "--population", "261", "--initial", "I=7", "--model", "sir"]),
     ("ebola_west_africa_2014_cumulative.csv", ["--time", "date", "--observe", "cumulative=cum_guinea_cases",
                                                "--population", "1e6", "--initial", "I=49",
@@ -36,28 +33,26 @@ SERIES = [
 ]
 
 
-@needs_shared
 @pytest.mark.parametrize("name, args", SERIES, ids=[s[0] for s in SERIES])
-def test_every_shared_series_fits_through_the_cli(tmp_path, name, args):
+def test_every_shared_series_fits_through_the_cli(tmp_path, name, args, shared_data):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["fit", str(SHARED / name), *args, *TINY, "--out", str(out)])
+    result = runner.invoke(app, ["fit", str(shared_data / name), *args, *TINY, "--out", str(out)])
     assert result.exit_code == 0, result.output
     r = json.loads((out / "result.json").read_text())
-    assert r["truth"] is None
-    assert r["params"]["R0"] is not None and r["classical"]["R0"] > 0
+    assert r["has_truth"] is False
+    assert r["quantities"]["R0"]["pinn"]["median"] is not None and r["quantities"]["R0"]["classical"] > 0
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
 
 
-@needs_shared
-def test_blank_cells_are_counted_in_the_output(tmp_path):
+def test_blank_cells_are_counted_in_the_output(tmp_path, shared_data):
     name, args = SERIES[3]
     out = tmp_path / "out"
-    result = runner.invoke(app, ["fit", str(SHARED / name), *args, *TINY, "--out", str(out)])
+    result = runner.invoke(app, ["fit", str(shared_data / name), *args, *TINY, "--out", str(out)])
     assert result.exit_code == 0, result.output
     r = json.loads((out / "result.json").read_text())
     assert r["data"]["n_missing"] > 0
     assert r["fixed"] == {"sigma": pytest.approx(1 / 5.3), "gamma": pytest.approx(1 / 5.61)}
-    assert r["params"]["sigma"] == pytest.approx(1 / 5.3, rel=1e-5)
+    assert r["quantities"]["sigma"]["pinn"]["median"] == pytest.approx(1 / 5.3, rel=1e-5)
 
 
 BAD = {
@@ -100,6 +95,7 @@ def test_initial_value_can_be_estimated_and_is_reported(tmp_path):
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
     r = json.loads((out / "result.json").read_text())
-    assert 0 < r["initial_people"]["I"]["median"] < 20 and 0 < r["initial_people"]["I"]["classical"] < 20
+    initial = r["quantities"]["initial_I"]
+    assert 0 < initial["pinn"]["median"] < 20 and 0 < initial["classical"] < 20 and initial["unit"] == "people"
     bad = runner.invoke(app, ["fit", "--dataset", "boarding_school_1978", "--initial", "S=estimate", *TINY])
     assert bad.exit_code == 2 and "--initial S=estimate" in bad.output

@@ -1,14 +1,11 @@
 """Reading case-count CSVs: the bundled dataset, the shared real data, and every input error."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from epigate.csvinput import InputError, read_csv
 from epigate.datasets import DATASETS, dataset_names, load_dataset
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IN_BED = [3, 8, 26, 76, 225, 298, 258, 233, 189, 128, 68, 29, 14, 4]
 CONVALESCENT = [0, 0, 0, 0, 9, 17, 105, 162, 176, 166, 150, 85, 47, 20]
 
@@ -47,10 +44,6 @@ def test_bundled_convalescent_column_matches():
 
 # --- shared real data -----------------------------------------------------------------------
 
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data folder {SHARED} is absent")
-
-
-@needs_shared
 @pytest.mark.parametrize(
     "file, kw, n, channels",
     [
@@ -69,25 +62,23 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data fold
          dict(time="day", observe={"incidence": "rash_onsets"}, population=200), 89, ("incidence",)),
     ],
 )
-def test_shared_series_read(file, kw, n, channels):
-    obs = read_csv(SHARED / file, **kw)
+def test_shared_series_read(file, kw, n, channels, shared_data):
+    obs = read_csv(shared_data / file, **kw)
     assert obs.values.shape == (n, len(channels)) and obs.channels == channels
     assert np.all(np.diff(obs.t) > 0) and obs.t[0] > 0
     assert np.all(obs.t_start < obs.t) and obs.t_start[0] >= 0
     assert np.all(np.isfinite(obs.values)) and obs.n_missing == 0
 
 
-@needs_shared
-def test_shared_boarding_school_matches_bundled():
-    shared = read_csv(SHARED / "boarding_school_flu_1978.csv", time="day", observe={"I": "in_bed"}, population=763)
+def test_shared_boarding_school_matches_bundled(shared_data):
+    shared = read_csv(shared_data / "boarding_school_flu_1978.csv", time="day", observe={"I": "in_bed"}, population=763)
     bundled = load_dataset("boarding_school_1978")
     np.testing.assert_array_equal(shared.values, bundled.values)
     np.testing.assert_array_equal(shared.t, bundled.t)
 
 
-@needs_shared
-def test_shared_daily_incidence_sets_aside_day_zero():
-    obs = read_csv(SHARED / "ebola_nigeria_2014_daily.csv", time="day", observe={"incidence": "new_cases"},
+def test_shared_daily_incidence_sets_aside_day_zero(shared_data):
+    obs = read_csv(shared_data / "ebola_nigeria_2014_daily.csv", time="day", observe={"incidence": "new_cases"},
                    population=1e6)
     np.testing.assert_array_equal(obs.t, np.arange(1, 93))
     np.testing.assert_array_equal(obs.t_start, np.arange(0, 92))
@@ -95,9 +86,8 @@ def test_shared_daily_incidence_sets_aside_day_zero():
     assert "1 row at t = 0" in obs.source
 
 
-@needs_shared
-def test_shared_ebola_cumulative_with_gaps():
-    obs = read_csv(SHARED / "ebola_west_africa_2014_cumulative.csv", time="date",
+def test_shared_ebola_cumulative_with_gaps(shared_data):
+    obs = read_csv(shared_data / "ebola_west_africa_2014_cumulative.csv", time="date",
                    observe={"cumulative": "cum_guinea_cases"}, population=1e6)
     assert obs.n_missing == 5  # five reports without a Guinea count
     assert obs.values.shape == (53, 1)
@@ -106,7 +96,7 @@ def test_shared_ebola_cumulative_with_gaps():
     assert obs.t[0] == 2 and obs.t[-1] == 153
     assert obs.values[-1, 0] == 607
 
-    both = read_csv(SHARED / "ebola_west_africa_2014_cumulative.csv", time="date", start="2014-03-22",
+    both = read_csv(shared_data / "ebola_west_africa_2014_cumulative.csv", time="date", start="2014-03-22",
                     observe={"cumulative": "cum_guinea_cases", "D": "cum_guinea_deaths"}, population=1e6)
     assert both.start_date == "2014-03-22" and both.t[0] == 2  # the 22 March row is t = 0
     assert both.n_missing == 10 and both.values.shape == (52, 2)
@@ -254,7 +244,7 @@ def test_nothing_after_t_zero(tmp_path):
 
 @pytest.mark.parametrize("population", [0, -5, float("inf"), float("nan")])
 def test_bad_population(tmp_path, population):
-    with pytest.raises(InputError, match=r"cases\.csv: population must be finite and > 0"):
+    with pytest.raises(InputError, match=r"cases\.csv: population must be a finite number of people >= 1"):
         read_csv(write(tmp_path, "t,x\n1,2\n"), time="t", observe={"I": "x"}, population=population)
 
 

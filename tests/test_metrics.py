@@ -8,7 +8,6 @@ from scipy import stats
 
 from epigate.metrics import (
     count_deadlocks,
-    gate_from_cosine,
     gate_phases,
     loglog_slope,
     median_iqr,
@@ -205,15 +204,6 @@ def test_count_deadlocks_two_stretches_and_c_blip():
 
 
 # --- gate -----------------------------------------------------------------------------------
-
-
-def test_gate_from_cosine():
-    assert gate_from_cosine(0.0) == pytest.approx(0.5)
-    assert gate_from_cosine(-1.0) == pytest.approx(1 / (1 + math.exp(5.0)))
-    assert gate_from_cosine(0.5, kappa=2.0, tau=0.5) == pytest.approx(0.5)
-    s = gate_from_cosine(np.array([-1.0, 0.0, 1.0]))
-    assert s.shape == (3,) and np.all(np.diff(s) > 0)
-    assert np.isfinite(gate_from_cosine(-1e6, kappa=1e3))
 
 
 def test_gate_phases():

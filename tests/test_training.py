@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from epigate.fit import fit, summary
+from epigate.fit import fit
 from epigate.data import demo_observations
 from epigate.models import SEIR
 from epigate.pinn import build_problem
+from epigate.summary import summarise
 from epigate.train import TrainConfig, TrainingDiverged, train
 
 SMALL = TrainConfig(method="cggs", adam_steps=2000, refine_steps=2000)
@@ -18,26 +19,27 @@ def demo_fit():
 
 
 def test_small_fit_lands_near_the_classical_fit(demo_fit):
-    s = summary(demo_fit)
+    s = summarise(demo_fit)
     # a short run (a fifth of the default budget): R0 within 5 %, rates within 15 % of least squares
-    assert abs(s["rel_error_vs_classical"]["R0"]) < 0.05
+    assert abs(s.quantity("R0").vs_classical) < 0.05
     for name in ("beta", "sigma", "gamma"):
-        assert abs(s["rel_error_vs_classical"][name]) < 0.15
+        assert abs(s.quantity(name).vs_classical) < 0.15
     # it really fits the data: the ODE with the PINN's rates is nearly as good as least squares
-    assert s["misfit_ratio"] < 1.1
+    assert s.misfit_ratio < 1.1
     assert np.all(np.isfinite(demo_fit.network_states))
 
 
 def test_history_records_both_phases_and_the_gate(demo_fit):
     h = demo_fit.train.history
-    assert h["step"][-1] == 4000 and set(np.unique(h["phase"])) == {0, 1}
-    adam = h["phase"] == 0
-    lam = h["lam"][0, adam]
+    rec = h.records
+    assert h.step[-1] == 4000 and set(np.unique(h.phase)) == {0, 1}
+    adam = h.phase == 0
+    lam = rec.lam[0, adam]
     # CGGS's weight stays within [floor, lam_ref] and the cosine is a cosine
     assert np.all(lam >= SMALL.floor * (1 - 1e-6)) and np.all(lam <= SMALL.lam_ref * (1 + 1e-6))
-    assert np.all(np.abs(h["c"]) <= 1 + 1e-5)
+    assert np.all(np.abs(rec.c) <= 1 + 1e-5)
     # the data loss fell by orders of magnitude
-    assert h["loss_data"][0, -1] < 0.01 * h["loss_data"][0, 0]
+    assert rec.loss_data[0, -1] < 0.01 * rec.loss_data[0, 0]
 
 
 def test_divergence_is_reported_with_method_and_step():

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
+from .assumptions import Assumptions
 from .data import Observations, initial_fractions, needs_interval_starts, observe_states, scaled_values
-from .likelihood import check_likelihood, data_misfit
+from .likelihood import data_misfit
 from .models import CompartmentalModel, simulate_numpy
 
 LOG_RATE_BOUNDS = (np.log(1e-4), np.log(50.0))  # rates in 1/day
@@ -31,7 +32,7 @@ class ClassicalFit:
     """Result of :func:`classical_fit`.
 
     Attributes:
-        rates: fitted rates by name (1/day).
+        rates: fitted rates by name, per time unit.
         rho: reporting fraction per channel.
         r0: basic reproduction number.
         loss: the data loss at the optimum (same definition as the PINN's L_data).
@@ -55,17 +56,16 @@ class OdeObjective:
     """The least-squares objective: residuals of the scaled observations for a vector of free
     log-parameters, and the data loss of given estimates (:meth:`loss_of`)."""
 
-    def __init__(self, model, obs: Observations, fixed: dict, reporting: dict, likelihood: str = "squared",
-                 dispersion: float = 10.0, estimate_initial: tuple[str, ...] = ()):
+    def __init__(self, model: CompartmentalModel, obs: Observations, assumptions: Assumptions = Assumptions()):
         self.model, self.obs = model, obs
-        self.likelihood, self.dispersion = likelihood, dispersion
+        self.likelihood, self.dispersion = assumptions.likelihood, assumptions.dispersion
         self.y, self.mask, self.scale = scaled_values(obs)
-        self.fixed = fixed
-        self.rho_spec = [reporting.get(ch, 1.0) for ch in obs.channels]
-        self.free_rates = [k for k in model.params if k not in fixed]
+        self.fixed = dict(assumptions.fixed)
+        self.rho_spec = [assumptions.reporting.get(ch, 1.0) for ch in obs.channels]
+        self.free_rates = [k for k in model.params if k not in self.fixed]
         self.free_rho = [j for j, r in enumerate(self.rho_spec) if r is None]
         self.u0 = initial_fractions(model, obs)
-        self.free_u0 = [model.state_index(name) for name in estimate_initial]
+        self.free_u0 = [model.state_index(name) for name in assumptions.estimate_initial]
         use_starts = needs_interval_starts(obs.channels) and obs.t_start is not None
         self.t_start = obs.t_start if use_starts else None
         times = [[0.0], obs.t] + ([obs.t_start] if use_starts else [])
@@ -117,26 +117,19 @@ class OdeObjective:
         return (np.sign(pred - self.y) * np.sqrt(np.maximum(dev, 0.0)))[self.mask] / np.sqrt(self.n_valid)
 
 
-def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[str, float] | None = None,
-                  reporting: dict[str, float | None] | None = None, start: dict[str, float] | None = None,
-                  restarts: int = 4, likelihood: str = "squared", dispersion: float = 10.0,
-                  estimate_initial: tuple[str, ...] = ()) -> ClassicalFit:
-    """Fit the model's free rates (and free reporting fractions) by ODE least squares.
+def classical_fit(model: CompartmentalModel, obs: Observations, assumptions: Assumptions = Assumptions(), *,
+                  start: dict[str, float] | None = None) -> ClassicalFit:
+    """Fit the model's free rates (and free reporting fractions and initial values) by ODE least
+    squares, minimising the same data loss as the PINN under the same ``assumptions``.
 
     Args:
-        fixed: rates held at known values (1/day).
-        reporting: reporting fraction per channel (None = estimate it; default 1 = all reported).
         start: a starting point for the rates (e.g. a PINN estimate). Without it the fit starts
-            from the model's generic guess with beta scaled by 1, 2, 4, 0.5 (``restarts`` of them).
-        likelihood: ``squared`` (scaled squared error, as the PINN's default data loss), or the
-            ``poisson`` / ``negbin`` count deviance (maximum likelihood for counts).
-        estimate_initial: compartments whose initial fraction is estimated too (starting from the
-            value in ``obs.initial``, or 1/N).
+            from the model's generic guess with beta scaled by 1, 2, 4 and 0.5, and keeps the best.
+            Estimated initial values start from ``obs.initial`` (at least one person).
     """
     t0 = time.perf_counter()
-    check_likelihood(likelihood, dispersion)
-    obj = OdeObjective(model, obs, dict(fixed or {}), dict(reporting or {}), likelihood, dispersion,
-                     tuple(estimate_initial))
+    assumptions.check(model, obs)
+    obj = OdeObjective(model, obs, assumptions)
     n_r, n_rho, n_u0 = len(obj.free_rates), len(obj.free_rho), len(obj.free_u0)
     lower = [LOG_RATE_BOUNDS[0]] * n_r + [LOG_RHO_BOUNDS[0]] * n_rho + [LOG_U0_BOUNDS[0]] * n_u0
     upper = [LOG_RATE_BOUNDS[1]] * n_r + [LOG_RHO_BOUNDS[1]] * n_rho + [LOG_U0_BOUNDS[1]] * n_u0
@@ -145,8 +138,8 @@ def classical_fit(model: CompartmentalModel, obs: Observations, *, fixed: dict[s
     starts = []
     if start is not None:
         starts.append({**base, **start})
-    for factor in (1.0, 2.0, 4.0, 0.5)[: max(restarts, 0) if start is None else 0]:
-        starts.append({**base, "beta": base["beta"] * factor})
+    else:
+        starts += [{**base, "beta": base["beta"] * factor} for factor in (1.0, 2.0, 4.0, 0.5)]
     best = None
     for s in starts:
         x0 = [np.clip(np.log(s[k]), *LOG_RATE_BOUNDS) for k in obj.free_rates] + [np.log(0.5)] * n_rho + u0_start

@@ -6,7 +6,6 @@ Printing and file I/O live here and in ``output.py``; the numerics stay pure.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -18,10 +17,6 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Epidemic parameter estimation with physics-informed networks trained by CGGS.")
 console = Console(stderr=True)
-
-
-class UsageError(typer.BadParameter):
-    pass
 
 
 def _fail(message: str) -> None:
@@ -44,67 +39,38 @@ def _progress_bar(quiet: bool):
     return bar, update
 
 
-def _fmt(x: Optional[float], digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if abs(x) >= 10 ** digits:
-        return f"{x:.0f}"
-    return f"{x:.{digits}g}"
+def print_summary(s) -> None:
+    """The short table of estimates on the terminal (``s`` a :class:`~epigate.summary.FitSummary`)."""
+    from .formatting import number, percent
+    from .summary import INTERVAL_LABEL
 
-
-def _pct(x: Optional[float]) -> str:
-    if x is None or not math.isfinite(x):
-        return "-"
-    return f"{100 * x:+.1f} %"
-
-
-def print_summary(s: dict) -> None:
-    """The short table of estimates on the terminal."""
-    truth = s.get("truth")
-    table = Table(title=f"{s['model'].upper()} estimates ({s['method']}, {len(s['seeds'])} network(s))")
-    table.add_column("quantity")
-    table.add_column("PINN")
-    if len(s["seeds"]) > 1:
-        table.add_column("90 % interval")
-    table.add_column("LSQ")
-    table.add_column("PINN vs LSQ")
-    if truth:
-        table.add_column("truth")
-        table.add_column("PINN vs truth")
-        table.add_column("LSQ vs truth")
-    table.caption = "LSQ: least-squares ODE fit on the same data; rates in 1/day; peak of I (day, people)"
-    rows = list(s["params"]) + ["peak day", "peak size"]
-    for name in rows:
-        if name.startswith("peak"):
-            key = "time" if name == "peak day" else "height"
-            p, c = s["peak"][key], s["classical"]["peak"][key]
-            t = truth["peak"][key] if truth else None
-            iv = s["peak"][f"{key}_interval"]
-        else:
-            p, c = s["params"][name], s["classical"][name]
-            t = truth.get(name) if truth else None
-            iv = s["intervals"][name]
-        rel = lambda a, b: (a / b - 1.0) if (a is not None and b) else None
-        row = [name, _fmt(p)]
-        if len(s["seeds"]) > 1:
-            row.append(f"[{_fmt(iv['lo'])}, {_fmt(iv['hi'])}]")
-        row += [_fmt(c), _pct(rel(p, c))]
-        if truth:
-            row += [_fmt(t), _pct(rel(p, t)), _pct(rel(c, t))]
+    table = Table(title=f"{s.model.upper()} estimates ({s.method}, {s.members} network(s))")
+    columns = ["quantity", "PINN"] + ([f"{INTERVAL_LABEL} interval"] if s.members > 1 else []) + ["LSQ", "PINN vs LSQ"]
+    columns += ["truth", "PINN vs truth", "LSQ vs truth"] if s.has_truth else []
+    for column in columns:
+        table.add_column(column)
+    table.caption = (f"LSQ: least-squares ODE fit on the same data; time in {s.data.time_unit}s; peaks of the "
+                     "infectious compartment")
+    for q in s.quantities:
+        row = [q.label, number(q.pinn.median)]
+        if s.members > 1:
+            row.append(f"[{number(q.pinn.lo)}, {number(q.pinn.hi)}]")
+        row += [number(q.classical), percent(q.vs_classical)]
+        if s.has_truth:
+            lsq_vs_truth = None if q.classical is None or not q.truth else q.classical / q.truth - 1.0
+            row += [number(q.truth), percent(q.vs_truth), percent(lsq_vs_truth)]
         table.add_row(*row)
     Console().print(table)
-    from .fit import misfit_warning
-
-    if warning := misfit_warning(s):
+    if warning := s.misfit_warning:
         console.print(f"[yellow]warning:[/] {warning}")
-    if s.get("polish"):
-        pol = s["polish"]
-        console.print(f"polished (least squares from the PINN estimate): R0 {_fmt(pol['R0'])}, "
-                      + ", ".join(f"{k} {_fmt(v)}" for k, v in pol.items() if k not in ("R0", "loss")))
-    if s["diverged_seeds"]:
-        console.print(f"[yellow]warning:[/] seeds {s['diverged_seeds']} diverged and were left out")
-    console.print(f"time: {s['runtime_s']:.1f} s total ({s['compile_s']:.1f} s compiling, "
-                  f"{s['train_s']:.1f} s training, least squares {s['classical']['runtime_s']:.2f} s)")
+    if s.polish:
+        console.print("polished (least squares from the PINN estimate): "
+                      + ", ".join(f"{k} {number(v)}" for k, v in s.polish.items() if k != "loss"))
+    if s.diverged_seeds:
+        console.print(f"[yellow]warning:[/] seeds {s.diverged_seeds} diverged and were left out")
+    t = s.timing
+    console.print(f"time: {t.runtime_s:.1f} s total ({t.compile_s:.1f} s compiling, {t.train_s:.1f} s training, "
+                  f"least squares {t.classical_s:.2f} s)")
 
 
 def _parse_assignments(items: list[str], what: str) -> dict[str, str]:
@@ -181,47 +147,27 @@ def _split_initial(items: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
     return known, tuple(estimated)
 
 
-def _load_observations(csv_path, demo, dataset, time, observe, population, initial, start, seed, n_free):
-    """Observations from exactly one of --demo, --dataset or a CSV path (``initial``: known
-    initial people, NAME -> text)."""
-    from .csvinput import read_csv
-    from .data import demo_observations
+def _fixed_rates(model, items: list[str], time_unit: str) -> dict[str, float]:
+    """--fix NAME=VALUE: a rate (per time unit) or a period (e.g. infectious_period=5.6, or
+    infectious_days=5.6 when time is in days)."""
+    from .summary import UNIT_PLURAL
 
-    given = [x for x in (demo, dataset is not None, csv_path is not None) if x]
-    if len(given) != 1:
-        _fail("give exactly one of: a CSV file, --dataset NAME, or --demo")
-    if initial and (demo or dataset is not None):
-        _fail("--initial NAME=PEOPLE applies to CSV input; the demo and the datasets carry their own initial "
-              "state (NAME=estimate works everywhere)")
-    if demo:
-        return demo_observations(seed), None
-    if dataset is not None:
-        from .datasets import DATASETS, load_dataset
-
-        obs = load_dataset(dataset)
-        return obs, DATASETS[dataset]["model"]
-    if time is None or not observe or population is None:
-        _fail("a CSV file needs --time COLUMN, --observe CHANNEL=COLUMN (e.g. I=in_bed) and --population N")
-    pairs = _parse_assignments(observe, "--observe")
-    init = {k: _number(v, f"--initial {k}") / population for k, v in initial.items()}
-    return read_csv(csv_path, time=time, observe=pairs, population=population, initial=init or None,
-                    start=start, n_free_params=n_free), None
-
-
-def _fixed_rates(model, items: list[str]) -> dict[str, float]:
-    """--fix NAME=VALUE: a rate (1/day) or a period (days, e.g. incubation_days=5.3)."""
     fixed = {}
+    plural = UNIT_PLURAL[time_unit]
     for name, text in _parse_assignments(items, "--fix").items():
         value = _number(text, f"--fix {name}")
         if value <= 0:
             _fail(f"--fix {name}: must be > 0, got {value:g}")
-        if name in model.periods:
-            fixed[model.periods[name]] = 1.0 / value
-        elif name in model.params:
+        stem, _, suffix = name.rpartition("_")
+        if name in model.params:
             fixed[name] = value
+        elif name in model.periods or (f"{stem}_period" in model.periods and suffix == plural):
+            fixed[model.periods[name if name in model.periods else f"{stem}_period"]] = 1.0 / value
+        elif f"{stem}_period" in model.periods and suffix in UNIT_PLURAL.values():
+            _fail(f"--fix {name}: the time unit is {time_unit} (--time-unit); give {stem}_{plural} or {stem}_period")
         else:
             _fail(f"--fix {name}: model {model.name} has rates {', '.join(model.params)} and periods "
-                  f"{', '.join(model.periods)}")
+                  f"{', '.join(model.periods)} (or {', '.join(p.replace('_period', '_' + plural) for p in model.periods)})")
     return fixed
 
 
@@ -239,20 +185,53 @@ def _reporting(items: list[str]) -> dict[str, float | None]:
     return out
 
 
+def _load_observations(csv_path, demo, dataset, time, observe, population, initial, start, seed, n_free, time_unit):
+    """Observations from exactly one of --demo, --dataset or a CSV path (``initial``: known
+    initial people, NAME -> text)."""
+    from .csvinput import read_csv
+    from .data import demo_observations
+    from .datasets import load_dataset
+
+    if initial and (demo or dataset is not None):
+        _fail("--initial NAME=PEOPLE applies to CSV input; the demo and the datasets carry their own initial "
+              "state (NAME=estimate works everywhere)")
+    if demo or dataset is not None:
+        if time_unit != "day":
+            _fail("--time-unit applies to CSV input; the demo and the bundled datasets are in days")
+        return demo_observations(seed) if demo else load_dataset(dataset)
+    if time is None or not observe or population is None:
+        _fail("a CSV file needs --time COLUMN, --observe CHANNEL=COLUMN (e.g. I=in_bed) and --population N")
+    pairs = _parse_assignments(observe, "--observe")
+    init = {k: _number(v, f"--initial {k}") / population for k, v in initial.items()}
+    return read_csv(csv_path, time=time, observe=pairs, population=population, initial=init or None,
+                    start=start, n_free_params=n_free, time_unit=time_unit)
+
+
+def _choose_model(model: Optional[str], dataset: Optional[str]):
+    """--model, else the bundled dataset's own model, else SEIR."""
+    from .datasets import DATASETS
+    from .models import get_model
+
+    if model:
+        return get_model(model)
+    return get_model(DATASETS[dataset]["model"] if dataset in DATASETS else "seir")
+
+
 @app.command()
 def fit(
     csv_path: Optional[Path] = typer.Argument(None, help="CSV of case counts (see --time, --observe)."),
     demo: bool = typer.Option(False, "--demo", help="Fit the bundled synthetic SEIR outbreak."),
     dataset: Optional[str] = typer.Option(None, help="A bundled real dataset, e.g. boarding_school_1978."),
-    time: Optional[str] = typer.Option(None, help="CSV: name of the time column (days or ISO dates)."),
+    time: Optional[str] = typer.Option(None, help="CSV: name of the time column (numbers or ISO dates)."),
+    time_unit: str = typer.Option("day", help="CSV: unit of time (day, week or month); rates are per unit."),
     observe: list[str] = typer.Option([], help="CSV: CHANNEL=COLUMN, channel a compartment (I, R, D), "
                                                "incidence or cumulative; repeat for several."),
     population: Optional[float] = typer.Option(None, help="CSV: population N."),
     initial: list[str] = typer.Option([], help="Initial people in a compartment, e.g. I=1 (default I=1), or "
                                                "I=estimate to estimate it; repeat for several."),
     start: Optional[str] = typer.Option(None, help="CSV with dates: the date of t = 0 (ISO)."),
-    fix: list[str] = typer.Option([], help="Hold a rate or period at a known value: sigma=1/5.3 or "
-                                           "incubation_days=5.3; repeat for several."),
+    fix: list[str] = typer.Option([], help="Hold a rate or period at a known value: sigma=1/5.3, "
+                                           "incubation_period=5.3 or incubation_days=5.3; repeat for several."),
     reporting: list[str] = typer.Option([], help="Reporting fraction of a channel: incidence=0.5, or "
                                                  "incidence=estimate (default: all cases reported)."),
     model: Optional[str] = typer.Option(None, help="sir, seir or seird (default seir, or the dataset's own)."),
@@ -271,13 +250,19 @@ def fit(
     quiet: bool = typer.Option(False, help="No progress bar."),
 ):
     """Estimate rates, R0 and the peak from observations (a CSV, a bundled dataset or the demo)."""
+    from .assumptions import AssumptionError, Assumptions
     from .csvinput import InputError
-    from .fit import fit as run_fit, summary
-    from .models import get_model
+    from .data import TIME_UNITS
+    from .fit import fit as run_fit
+    from .summary import summarise
     from .train import TrainConfig, TrainingDiverged
 
     if seeds < 1:
         _fail(f"--seeds must be >= 1, got {seeds}")
+    if time_unit not in TIME_UNITS:
+        _fail(f"--time-unit {time_unit!r}: choose one of {', '.join(TIME_UNITS)}")
+    if sum([demo, dataset is not None, csv_path is not None]) != 1:
+        _fail("give exactly one of: a CSV file, --dataset NAME, or --demo")
     try:
         defaults = TrainConfig()
         cfg = TrainConfig(method=method,
@@ -285,50 +270,38 @@ def fit(
                           refine_steps=defaults.refine_steps if refine_steps is None else refine_steps,
                           learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref,
                           precision=precision)
-        m = get_model(model) if model else None
+        model_ = _choose_model(model, dataset)
         known_initial, estimate_initial = _split_initial(initial)
-        # free parameters, for the "enough observations" check (--fix is validated below, once the
-        # model is known)
-        n_fixed = len(_parse_assignments(fix, "--fix"))
-        n_free = len((m or get_model("seir")).params) - n_fixed + len(estimate_initial)
-        obs, suggested = _load_observations(csv_path, demo, dataset, time, observe, population, known_initial,
-                                            start, seed, n_free)
-        m = m or get_model(suggested or "seir")
-        fixed = _fixed_rates(m, fix)
-        report = _reporting(reporting)
-        obs.check_against(m)
-        from .likelihood import check_likelihood
-
-        check_likelihood(likelihood, dispersion)
-        for name in estimate_initial:
-            if name not in m.states or name == "S":
-                _fail(f"--initial {name}=estimate: model {m.name} has {', '.join(m.states[1:])} (S is the rest)")
-        for ch in report:
-            if ch not in obs.channels:
-                _fail(f"--reporting {ch}: not an observed channel ({', '.join(obs.channels)})")
+        assumptions = Assumptions(fixed=_fixed_rates(model_, fix, time_unit), reporting=_reporting(reporting),
+                                  likelihood=likelihood, dispersion=dispersion, estimate_initial=estimate_initial)
+        channels = _parse_assignments(observe, "--observe")
+        obs = _load_observations(csv_path, demo, dataset, time, observe, population, known_initial, start, seed,
+                                 assumptions.n_free(model_, channels), time_unit)
+        assumptions.check(model_, obs)
+    except AssumptionError as e:
+        option = {"fixed": "--fix {}", "reporting": "--reporting {}", "estimate_initial": "--initial {}=estimate"}
+        _fail(f"{option[e.field].format(e.name)}: {e}")
     except (ValueError, InputError) as e:
         _fail(str(e))
     bar, update = _progress_bar(quiet)
     try:
         if bar:
             bar.start()
-        result = run_fit(obs, m, cfg, list(range(seed, seed + seeds)), fixed=fixed, reporting=report,
-                         polish=polish, progress=update, likelihood=likelihood, dispersion=dispersion,
-                         estimate_initial=estimate_initial)
+        result = run_fit(obs, model_, cfg, list(range(seed, seed + seeds)), assumptions, polish=polish,
+                         progress=update)
     except TrainingDiverged as e:
         _fail(str(e))
     finally:
         if bar:
             bar.stop()
     if out is not None:
-        from .output import write_fit
+        from .output import FILES, write_fit
 
-        s = write_fit(result, out)
-        console.print(f"wrote {out}/: result.json, report.html, observations.csv, trajectories.csv, "
-                      "history.csv, fit.png, training.png, params.png")
+        summary = write_fit(result, out)
+        console.print(f"wrote {out}/: {', '.join(FILES)}")
     else:
-        s = summary(result)
-    print_summary(s)
+        summary = summarise(result)
+    print_summary(summary)
 
 
 @app.command()
@@ -359,11 +332,3 @@ def bench(
         _fail(str(e))
     console.print(f"wrote {out}/: results.csv ({info['rows']} rows), summary.csv, figures/, report.md "
                   f"in {info['elapsed_s'] / 60:.1f} min")
-
-
-def main():  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

@@ -36,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Observations
+from .data import TIME_UNITS, Observations
+
+DAYS_PER_UNIT = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -54,6 +56,7 @@ def read_csv(
     initial: dict[str, float] | None = None,
     start: str | None = None,
     n_free_params: int = 0,
+    time_unit: str = "day",
 ) -> Observations:
     """Read observed counts from a CSV file.
 
@@ -68,6 +71,8 @@ def read_csv(
         start: ISO date of t = 0, only for a date time column (see module docstring).
         n_free_params: the number of parameters to be fitted; fewer valid (non-missing)
             observations than this is an error.
+        time_unit: the unit of time (``day``, ``week`` or ``month``): a numeric time column is in
+            this unit; dates are converted to it (a month is 365.25 / 12 days). Rates are per unit.
 
     Returns:
         Observations with ``t`` shape (n,) (strictly increasing, > 0), ``values`` shape (n, k)
@@ -76,12 +81,16 @@ def read_csv(
         first row its time minus the median spacing, not below 0).
     """
     name = str(path)
+    if time_unit not in TIME_UNITS:
+        raise InputError(f"{name}: unknown time unit {time_unit!r}; choose one of {', '.join(TIME_UNITS)}")
     _check_arguments(name, observe, population, initial)
     header, rows = _read_table(path, name)
     time_col, value_cols = _column_indices(name, header, time, observe)
     raw, kind = _parse_time_column(name, rows, time, time_col)
     _check_increasing(name, rows, raw, time, time_col)
     t, start_date, interval = _to_model_time(name, rows, raw, kind, start, time, time_col)
+    if kind == "date":
+        t, interval = t / DAYS_PER_UNIT[time_unit], interval / DAYS_PER_UNIT[time_unit]
     values = _parse_values(name, rows, observe, value_cols, population)
     t_start = _interval_starts(t, interval)
 
@@ -111,6 +120,7 @@ def read_csv(
                          int((after_zero & blank.all(axis=1)).sum())),
         start_date=start_date,
         n_missing=n_missing,
+        time_unit=time_unit,
     )
 
 
@@ -122,8 +132,8 @@ def _check_arguments(name, observe, population, initial) -> None:
         pop = float(population)
     except (TypeError, ValueError):
         raise InputError(f"{name}: population must be a number, got {population!r}") from None
-    if not math.isfinite(pop) or pop <= 0:
-        raise InputError(f"{name}: population must be finite and > 0, got {population!r}")
+    if not math.isfinite(pop) or pop < 1:
+        raise InputError(f"{name}: population must be a finite number of people >= 1, got {population!r}")
     if initial is not None:
         for comp, frac in initial.items():
             if not (isinstance(frac, numbers.Real) and math.isfinite(frac) and 0 <= frac <= 1):
@@ -244,7 +254,11 @@ def _to_model_time(name, rows, raw, kind, start, time, col) -> tuple[np.ndarray,
         _check_not_negative(name, rows, t, time, col, f"date {{}} is before start {start}")
         return t, d0.isoformat(), spacing if spacing is not None else float(t[0])
     interval = max(1, round(spacing)) if spacing is not None else 1
-    d0 = date.fromordinal(int(raw[0])) - timedelta(days=interval)
+    try:
+        d0 = date.fromordinal(int(raw[0])) - timedelta(days=interval)
+    except OverflowError:
+        raise InputError(f"{name}: column {time!r}: t = 0 would be {interval} days before the first date "
+                         f"{date.fromordinal(int(raw[0])).isoformat()}, before the year 1; give --start") from None
     return raw - d0.toordinal(), d0.isoformat(), float(interval)
 
 

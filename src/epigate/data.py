@@ -1,6 +1,7 @@
 """Observations of an outbreak, and a deterministic generator of synthetic ones.
 
-Counts are in people, times in days since the initial condition (t = 0). A *channel* names what a
+Counts are in people, times in the data's time unit (days by default; see ``TIME_UNITS``) since
+the initial condition (t = 0). A *channel* names what a
 column of values measures:
 
 - a compartment name (``"I"``, ``"R"``, ``"D"`` …): its prevalence, people in it at time t;
@@ -11,7 +12,7 @@ column of values measures:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .models import CompartmentalModel, get_model, initial_state, params_array, 
 
 FLOW_CHANNELS = ("incidence", "cumulative")
 NOISE_MODELS = ("none", "gaussian", "poisson", "negbin")
+TIME_UNITS = ("day", "week", "month")
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class Observations:
     """What was measured.
 
     Attributes:
-        t: observation times, days since the initial condition, shape (n,), strictly increasing.
+        t: observation times since the initial condition, in ``time_unit``, shape (n,), strictly
+            increasing.
         values: counts, shape (n, k); NaN marks a missing observation.
         channels: what each of the k columns measures (see module docstring).
         population: N, people.
@@ -35,6 +38,8 @@ class Observations:
         truth: ``{"model": name, "params": {...}}`` when the data is synthetic, else None.
         source: where the data came from (file, dataset or generator description).
         start_date: calendar date of t = 0 as ISO string, when the times came from dates.
+        n_missing: blank cells among the observations.
+        time_unit: the unit of ``t`` (one of ``TIME_UNITS``); rates are per this unit.
     """
 
     t: np.ndarray
@@ -46,7 +51,12 @@ class Observations:
     truth: dict | None = None
     source: str = ""
     start_date: str | None = None
-    n_missing: int = field(default=0)
+    n_missing: int = 0
+    time_unit: str = "day"
+
+    def __post_init__(self):
+        if self.time_unit not in TIME_UNITS:
+            raise ValueError(f"unknown time unit {self.time_unit!r}; choose one of {', '.join(TIME_UNITS)}")
 
     @property
     def horizon(self) -> float:
@@ -221,7 +231,3 @@ def demo_observations(seed: int = 0) -> Observations:
     """The bundled demo: SEIR, N = 1e5, beta 0.5, sigma 0.2, gamma 0.1, I and R at 40 times over
     100 days with 5 % relative gaussian noise; E = I = 100 people at t = 0."""
     return synthetic_outbreak(**DEMO, seed=seed)
-
-
-def with_values(obs: Observations, values: np.ndarray) -> Observations:
-    return replace(obs, values=values)

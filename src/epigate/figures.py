@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 
 from .fit import FitResult  # noqa: E402
 from .models import simulate_numpy  # noqa: E402
+from .summary import INTERVAL_PERCENTILES  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -23,7 +24,7 @@ def _save(fig, path: Path) -> None:
 
 
 def fit_figure(result: FitResult, path: Path) -> None:
-    """Data, the PINN ensemble (median and 90 % band) and the classical fit, every compartment."""
+    """Data, the PINN members (median and interval) and the classical fit, every compartment."""
     m, obs, N = result.model, result.obs, result.obs.population
     t = result.t_grid
     ok = result.ok
@@ -37,8 +38,8 @@ def fit_figure(result: FitResult, path: Path) -> None:
         col = COLORS[j % len(COLORS)]
         ax.plot(t, np.median(states[:, :, j], axis=0), color=col, label=f"{s} (PINN)")
         if states.shape[0] > 1:
-            ax.fill_between(t, np.percentile(states[:, :, j], 5, axis=0), np.percentile(states[:, :, j], 95, axis=0),
-                            color=col, alpha=0.25)
+            lo, hi = (np.percentile(states[:, :, j], q, axis=0) for q in INTERVAL_PERCENTILES)
+            ax.fill_between(t, lo, hi, color=col, alpha=0.25)
         ax.plot(t, cl[:, j], color=col, ls="--", lw=1, label=f"{s} (least squares)")
         if s in obs.channels:
             k = obs.channels.index(s)
@@ -46,14 +47,14 @@ def fit_figure(result: FitResult, path: Path) -> None:
     for k, ch in enumerate(obs.channels):
         if ch not in m.states:
             ax.plot(obs.t, obs.values[:, k], "s", color="k", ms=3.5, label=f"{ch} observed")
-    ax.set_xlabel("time (days)")
+    ax.set_xlabel(f"time ({obs.time_unit}s)")
     ax.set_ylabel("people")
     ax.set_title(f"{m.name.upper()} fit ({result.config.method}, {len(result.seeds)} network(s))")
     ax.legend(fontsize=7, ncol=2)
     ax = axes[1]
     ax.plot(t, np.median(states[:, :, 0], axis=0), color=COLORS[0], label="S (PINN)")
     ax.plot(t, cl[:, 0], color=COLORS[0], ls="--", lw=1, label="S (least squares)")
-    ax.set_xlabel("time (days)")
+    ax.set_xlabel(f"time ({obs.time_unit}s)")
     ax.set_ylabel("people")
     ax.legend(fontsize=8)
     _save(fig, path)
@@ -62,14 +63,14 @@ def fit_figure(result: FitResult, path: Path) -> None:
 def training_figure(result: FitResult, path: Path) -> None:
     """Losses, physics weight lambda and cosine c over training (all members)."""
     h = result.train.history
-    step = h["step"]
-    refine_start = step[np.argmax(h["phase"] == 1)] if (h["phase"] == 1).any() else None
+    step, rec = h.step, h.records
+    refine_start = step[np.argmax(h.phase == 1)] if (h.phase == 1).any() else None
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for k in range(h["loss_data"].shape[0]):
-        axes[0].semilogy(step, h["loss_data"][k], color=COLORS[0], alpha=0.6, label="L_data" if k == 0 else None)
-        axes[0].semilogy(step, h["loss_phys"][k], color=COLORS[1], alpha=0.6, label="L_phys" if k == 0 else None)
-        axes[1].semilogy(step, h["lam"][k], color=COLORS[2], alpha=0.6)
-        axes[2].plot(step, h["c_mean"][k], color=COLORS[3], alpha=0.6)
+    for k in range(rec.loss_data.shape[0]):
+        axes[0].semilogy(step, rec.loss_data[k], color=COLORS[0], alpha=0.6, label="L_data" if k == 0 else None)
+        axes[0].semilogy(step, rec.loss_phys[k], color=COLORS[1], alpha=0.6, label="L_phys" if k == 0 else None)
+        axes[1].semilogy(step, rec.lam[k], color=COLORS[2], alpha=0.6)
+        axes[2].plot(step, rec.c_mean[k], color=COLORS[3], alpha=0.6)
     if result.classical.loss > 0:
         axes[0].axhline(result.classical.loss, color="k", ls=":", lw=1, label="least-squares L_data")
     axes[0].legend(fontsize=8)
@@ -87,10 +88,10 @@ def training_figure(result: FitResult, path: Path) -> None:
 def params_figure(result: FitResult, path: Path) -> None:
     """Rate estimates and R0 over training, with the classical fit (dashed) and truth (dotted)."""
     m, h = result.model, result.train.history
-    step = h["step"]
-    rates = np.exp(h["log_rates"])  # (K, R, p)
+    step = h.step
+    rates = h.rates  # (K, R, p)
     names = list(m.params) + ["R0"]
-    r0 = np.array([[m.r0(rates[k, i]) for i in range(rates.shape[1])] for k in range(rates.shape[0])])
+    r0 = m.r0(rates)
     fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.3))
     truth = result.obs.truth["params"] if result.obs.truth and result.obs.truth.get("model") == m.name else None
     for i, name in enumerate(names):

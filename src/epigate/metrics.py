@@ -1,7 +1,7 @@
 """Benchmark metrics and statistics (pure numpy / scipy, no JAX).
 
-Everything here is a pure function of plain arrays or dicts, used by the benchmark described in
-``DESIGN.md`` ("The benchmark"):
+Everything here is a pure function of plain arrays or dicts, used by the benchmark
+(docs/benchmarks.md):
 
 * accuracy of one run — :func:`relative_errors` (β, σ, γ, R0 …), :func:`peak` /
   :func:`peak_errors` (timing and height of the infectious peak), :func:`trajectory_rel_l2`
@@ -9,8 +9,8 @@ Everything here is a pure function of plain arrays or dicts, used by the benchma
 * cost — :func:`steps_to_within` (training step at which an estimate reached *and stayed* within a
   tolerance of its reference);
 * aggregation over seeds — :func:`median_iqr`, :func:`paired_wilcoxon`;
-* training diagnostics — :func:`count_deadlocks` (RQ1), :func:`gate_from_cosine` /
-  :func:`gate_phases` (RQ4), :func:`running_min` / :func:`loglog_slope` (convergence plot).
+* training diagnostics — :func:`count_deadlocks` (RQ1), :func:`gate_phases` (RQ4, from gate
+  values computed by ``balancing.gate``), :func:`running_min` / :func:`loglog_slope` (convergence plot).
 
 Conventions shared by all functions:
 
@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
-from scipy.special import expit
 
 __all__ = [
     "relative_errors",
@@ -41,7 +40,6 @@ __all__ = [
     "median_iqr",
     "paired_wilcoxon",
     "count_deadlocks",
-    "gate_from_cosine",
     "gate_phases",
     "running_min",
     "loglog_slope",
@@ -315,21 +313,11 @@ def count_deadlocks(steps, loss_data, loss_phys, c, *, window: int = 20, c_max: 
     return _step_pairs(steps, _runs(flagged))
 
 
-def gate_from_cosine(c, kappa: float = 5.0, tau: float = 0.0):
-    """CGGS gate ``s = sigmoid(kappa * (c - tau))`` in (0, 1), elementwise.
-
-    ``c`` is a cosine (scalar or array of any shape); ``kappa`` (sharpness) and ``tau`` (switch
-    point) are dimensionless. Computed with ``scipy.special.expit`` (no overflow). Returns an array
-    of ``c``'s shape (a numpy scalar for scalar input).
-    """
-    return expit(kappa * (np.asarray(c, dtype=float) - tau))
-
-
 def gate_phases(steps, gate_values, threshold: float = 0.5) -> dict[str, list[tuple[int, int]]]:
     """Split training into relaxation (gate closed) and refinement (gate open) phases.
 
     ``steps`` and ``gate_values`` have shape (R,); ``gate_values`` is the gate s in (0, 1) at each
-    record (e.g. ``gate_from_cosine(c)``). Returns
+    record (e.g. ``balancing.gate(c, kappa, threshold)``). Returns
     ``{"relaxation": [...], "refinement": [...]}``: the maximal runs of consecutive records with
     ``s < threshold`` (physics relaxed) and with ``s >= threshold`` (physics enforced), each as an
     inclusive ``(steps[first], steps[last])`` pair, in order. Records with NaN gate belong to

@@ -1,10 +1,11 @@
 """Compartmental epidemic models as data.
 
-Every model works in *population fractions* (states sum to 1) and *days*. A model's right-hand
+Every model works in *population fractions* (states sum to 1) and in the time unit of the data
+(days unless the data say otherwise). A model's right-hand
 side ``rhs(u, p)`` takes a sequence of state values ``u`` (in the order of ``states``) and a
-sequence of rates ``p`` (in the order of ``params``, units 1/day) and returns a tuple of
+sequence of rates ``p`` (in the order of ``params``, per time unit) and returns a tuple of
 derivatives. It is written with plain arithmetic so that the same function serves NumPy (for
-SciPy's ``solve_ivp``) and JAX (for the PINN residual and diffrax).
+SciPy's ``solve_ivp``) and JAX (for the PINN residual).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ class CompartmentalModel:
     Attributes:
         name: short name used on the command line (``sir``, ``seir``, ``seird``).
         states: compartment names, e.g. ``("S", "E", "I", "R")``.
-        params: rate names, e.g. ``("beta", "sigma", "gamma")``; all rates are in 1/day.
+        params: rate names, e.g. ``("beta", "sigma", "gamma")``; all rates are per time unit.
         rhs: ``rhs(u, p) -> tuple`` of d(state)/dt in fractions per day.
-        r0: ``r0(p) -> float``, the basic reproduction number.
+        r0: ``r0(p)``, the basic reproduction number; ``p`` (..., n_params) gives shape (...).
         infectious: name of the compartment whose entries count as new cases (incidence).
         guess: rates the fits start from (deliberately not any scenario's truth).
-        periods: ``{"incubation_days": "sigma", ...}``: a period in days is 1 / that rate.
+        periods: ``{"incubation_period": "sigma", ...}``: a period (in the time unit) is 1 / that rate.
     """
 
     name: str
@@ -82,10 +83,10 @@ SIR = CompartmentalModel(
     states=("S", "I", "R"),
     params=("beta", "gamma"),
     rhs=_sir_rhs,
-    r0=lambda p: p[0] / p[1],
+    r0=lambda p: np.asarray(p)[..., 0] / np.asarray(p)[..., 1],
     infectious="I",
     guess={"beta": 0.4, "gamma": 0.2},
-    periods={"infectious_days": "gamma"},
+    periods={"infectious_period": "gamma"},
 )
 
 SEIR = CompartmentalModel(
@@ -93,10 +94,10 @@ SEIR = CompartmentalModel(
     states=("S", "E", "I", "R"),
     params=("beta", "sigma", "gamma"),
     rhs=_seir_rhs,
-    r0=lambda p: p[0] / p[2],
+    r0=lambda p: np.asarray(p)[..., 0] / np.asarray(p)[..., 2],
     infectious="I",
     guess={"beta": 0.4, "sigma": 0.3, "gamma": 0.2},
-    periods={"incubation_days": "sigma", "infectious_days": "gamma"},
+    periods={"incubation_period": "sigma", "infectious_period": "gamma"},
 )
 
 SEIRD = CompartmentalModel(
@@ -104,10 +105,10 @@ SEIRD = CompartmentalModel(
     states=("S", "E", "I", "R", "D"),
     params=("beta", "sigma", "gamma", "mu"),
     rhs=_seird_rhs,
-    r0=lambda p: p[0] / (p[2] + p[3]),
+    r0=lambda p: np.asarray(p)[..., 0] / (np.asarray(p)[..., 2] + np.asarray(p)[..., 3]),
     infectious="I",
     guess={"beta": 0.4, "sigma": 0.3, "gamma": 0.2, "mu": 0.01},
-    periods={"incubation_days": "sigma", "infectious_days": "gamma"},
+    periods={"incubation_period": "sigma", "infectious_period": "gamma"},
 )
 
 MODELS: dict[str, CompartmentalModel] = {m.name: m for m in (SIR, SEIR, SEIRD)}
@@ -150,39 +151,16 @@ def initial_state(model: CompartmentalModel, seeds: dict[str, float]) -> np.ndar
     return u0
 
 
-def simulate(model: CompartmentalModel, params, u0, t, *, rtol: float = 1e-8, atol: float = 1e-10):
-    """Solve the model with diffrax (Tsit5, adaptive steps) from t=0.
+def simulate_numpy(model: CompartmentalModel, params, u0, t, *, rtol: float = 1e-9, atol: float = 1e-11):
+    """Solve the model from t = 0 with SciPy's LSODA in float64.
 
     Args:
-        params: rates, array (n_params,) in 1/day.
+        params: rates, array (n_params,), per time unit.
         u0: initial fractions, array (n_states,).
-        t: output times in days, array (n,), non-decreasing, t >= 0.
+        t: output times, array (n,), non-decreasing, t >= 0.
     Returns:
         array (n, n_states) of fractions.
     """
-    import diffrax
-    import jax.numpy as jnp
-
-    params = jnp.asarray(params)
-    t = jnp.asarray(t)
-    term = diffrax.ODETerm(lambda _t, u, p: jnp.stack(model.rhs(u, p)))
-    sol = diffrax.diffeqsolve(
-        term,
-        diffrax.Tsit5(),
-        t0=0.0,
-        t1=t[-1],
-        dt0=0.1,
-        y0=jnp.asarray(u0, dtype=params.dtype),
-        args=params,
-        saveat=diffrax.SaveAt(ts=t),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=100_000,
-    )
-    return sol.ys
-
-
-def simulate_numpy(model: CompartmentalModel, params, u0, t, *, rtol: float = 1e-9, atol: float = 1e-11):
-    """Same as :func:`simulate` with SciPy's LSODA in float64 (used by the classical fit)."""
     from scipy.integrate import solve_ivp
 
     p = np.asarray(params, dtype=float)

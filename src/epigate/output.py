@@ -1,66 +1,19 @@
-"""Writing a fit's results: JSON, CSVs and figures, all-or-nothing into an output folder."""
+"""A fit's output folder: result.json, CSVs, figures and the HTML report, all or nothing."""
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .fit import FitResult, summary
+from .files import atomic_dir, write_csv, write_json
+from .fit import FitResult
+from .models import simulate_numpy
+from .summary import INTERVAL_PERCENTILES, FitSummary, summarise
+from .train import Record
 
-
-@contextmanager
-def atomic_dir(out: Path):
-    """Yield a scratch folder; on success move its files into ``out``, on error leave ``out``
-    untouched, so that a failed run never leaves partial output that looks complete."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield scratch
-        out.mkdir(parents=True, exist_ok=True)
-        for item in scratch.iterdir():
-            target = out / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _clean(x):
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    return x
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(_clean(data), indent=2) + "\n")
-
-
-def write_csv(path: Path, header: list[str], rows) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for row in rows:
-            w.writerow(["" if (isinstance(v, float) and not math.isfinite(v)) else
-                        (f"{v:.8g}" if isinstance(v, float) else v) for v in row])
+FILES = ("result.json", "report.html", "observations.csv", "trajectories.csv", "history.csv", "fit.png",
+         "training.png", "params.png")
 
 
 def observations_rows(result: FitResult):
@@ -71,15 +24,12 @@ def observations_rows(result: FitResult):
 
 
 def trajectory_rows(result: FitResult):
-    """Network trajectories (ensemble median and 90 % band) and the classical ODE solution, people."""
-    from .models import simulate_numpy
-
+    """Network trajectories (median and interval over members) and the classical ODE solution, people."""
     m, N = result.model, result.obs.population
     t = result.t_grid
-    ok = result.ok
-    med = np.nanmedian(result.network_states[ok], axis=0) * N
-    lo = np.nanpercentile(result.network_states[ok], 5, axis=0) * N
-    hi = np.nanpercentile(result.network_states[ok], 95, axis=0) * N
+    states = result.network_states[result.ok] * N
+    med = np.median(states, axis=0)
+    lo, hi = (np.percentile(states, q, axis=0) for q in INTERVAL_PERCENTILES)
     cl = simulate_numpy(m, [result.classical.rates[n] for n in m.params], result.classical.u0, t) * N
     header = ["t"] + [f"{s}_pinn" for s in m.states] + [f"{s}_pinn_lo" for s in m.states] + \
              [f"{s}_pinn_hi" for s in m.states] + [f"{s}_classical" for s in m.states]
@@ -88,35 +38,31 @@ def trajectory_rows(result: FitResult):
 
 
 def history_rows(result: FitResult):
-    """One row per recorded step and ensemble member."""
+    """One row per recorded step and member."""
     h, m = result.train.history, result.model
-    keys = ["loss_data", "loss_phys", "c", "c_mean", "m", "lam", "norm_data", "norm_phys"]
+    keys = [k for k in Record._fields if k != "log_rates"]
     header = ["seed", "step", "phase"] + keys + list(m.params)
     rows = []
     for k, seed in enumerate(result.seeds):
-        for i, step in enumerate(h["step"]):
-            rates = np.exp(h["log_rates"][k, i])
-            rows.append([seed, int(step), "adam" if h["phase"][i] == 0 else "refine"]
-                        + [float(h[key][k, i]) for key in keys] + [float(r) for r in rates])
+        for i, step in enumerate(h.step):
+            rows.append([seed, int(step), "adam" if h.phase[i] == 0 else "refine"]
+                        + [float(getattr(h.records, key)[k, i]) for key in keys] + [float(r) for r in h.rates[k, i]])
     return header, rows
 
 
-def write_fit(result: FitResult, out: Path, *, figures: bool = True) -> dict:
-    """Write result.json, observations.csv, trajectories.csv, history.csv and the figures into
-    ``out`` (atomically). Returns the summary."""
-    data = summary(result)
+def write_fit(result: FitResult, out: Path) -> FitSummary:
+    """Write every file of ``FILES`` into ``out`` (atomically). Returns the summary."""
+    from . import figures
+    from .report import write_fit_report
+
+    summary = summarise(result)
     with atomic_dir(out) as tmp:
-        write_json(tmp / "result.json", data)
+        write_json(tmp / "result.json", summary.to_json())
         write_csv(tmp / "observations.csv", *observations_rows(result))
         write_csv(tmp / "trajectories.csv", *trajectory_rows(result))
         write_csv(tmp / "history.csv", *history_rows(result))
-        if figures:
-            from . import figures as fig
-
-            fig.fit_figure(result, tmp / "fit.png")
-            fig.training_figure(result, tmp / "training.png")
-            fig.params_figure(result, tmp / "params.png")
-            from .report import write_report
-
-            write_report(data, tmp, tmp / "report.html")
-    return data
+        figures.fit_figure(result, tmp / "fit.png")
+        figures.training_figure(result, tmp / "training.png")
+        figures.params_figure(result, tmp / "params.png")
+        write_fit_report(summary, tmp, tmp / "report.html")
+    return summary

@@ -7,15 +7,15 @@ fractions. Its output layer builds the initial condition and positivity in:
     R (+ D)      = 1 - sum of the above               (conservation by construction)
 
 (with SEIRD's removed share split between R and D by a sigmoid of a further output). Because
-positivity and conservation hold exactly, the "logical" penalty of DESIGN.md is identically zero and
-no backward pass is spent on it.
+positivity of S .. I and conservation hold exactly, no initial-condition loss is needed (see
+docs/method.md, "The PINN").
 
 Losses, all in scaled units so both start O(1):
 
 - ``L_data``: mean squared error of the observed quantities, each channel divided by its largest
   observed value (so every channel lies in [0, 1]).
 - ``L_phys``: mean squared residual ``du/dtau - T f(u; rates)`` over collocation points and
-  compartments, du/dtau by forward-mode autodiff.
+  compartments, in population fractions, du/dtau by forward-mode autodiff.
 
 Trainable: the flat network weights ``theta`` (shape (P,)) and ``phi = (log rates, log reporting
 fractions, log initial fractions)``. Entries of phi marked fixed are replaced by their known values, so they get no
@@ -33,12 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .assumptions import Assumptions
 from .data import Observations, initial_fractions, needs_interval_starts, observe_states, scaled_values
-from .likelihood import check_likelihood, data_misfit
+from .likelihood import data_misfit
 from .models import CompartmentalModel
 
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu, "sin": jnp.sin}
 ZERO_FLOOR = 1e-6  # fraction used in place of a zero initial value inside a logarithm
+RATE_FLOOR = 1e-8  # the closed-form rates are floored here (per time unit): a rate there is at a bound
 
 
 @dataclass(frozen=True)
@@ -59,23 +61,24 @@ class NetworkConfig:
 
 
 class ProblemArrays(NamedTuple):
-    """The numbers a fit needs, as JAX arrays (a pytree, so a batch of them can be vmapped).
+    """The numbers a fit needs (a pytree, so a batch of them can be vmapped).
 
-    Shapes: n observation times, k channels, c collocation points, s states, p rates.
+    Built in float64 NumPy; training casts them once to its own precision. Shapes: n observation
+    times, k channels, c collocation points, s states, p rates; a batch adds a leading axis.
     """
 
-    tau_obs: jax.Array  # (n,) observation times / T
-    tau_start: jax.Array  # (n,) reporting-interval starts / T (= tau_obs when unused)
-    y: jax.Array  # (n, k) observed fractions / channel scale, 0 where missing
-    mask: jax.Array  # (n, k) 1 where observed
-    scale: jax.Array  # (k,) channel scale, fractions (largest observed value)
-    tau_colloc: jax.Array  # (c,)
-    u0: jax.Array  # (s,) initial fractions
-    horizon: jax.Array  # () T, days
-    log_rates_fixed: jax.Array  # (p,) log of fixed rates (ignored where free)
-    log_rho_fixed: jax.Array  # (k,) log of fixed reporting fractions (ignored where free)
-    count_scale: jax.Array  # (k,) people per unit of y (N * scale), for count likelihoods
-    dispersion: jax.Array  # () negative-binomial dispersion k
+    tau_obs: np.ndarray  # (n,) observation times / T
+    tau_start: np.ndarray  # (n,) reporting-interval starts / T (= tau_obs when unused)
+    y: np.ndarray  # (n, k) observed fractions / channel scale, 0 where missing
+    mask: np.ndarray  # (n, k) 1 where observed
+    scale: np.ndarray  # (k,) channel scale, fractions (largest observed value)
+    tau_colloc: np.ndarray  # (c,)
+    u0: np.ndarray  # (s,) initial fractions
+    horizon: np.ndarray  # () T, in the data's time unit
+    log_rates_fixed: np.ndarray  # (p,) log of fixed rates (ignored where free)
+    log_rho_fixed: np.ndarray  # (k,) log of fixed reporting fractions (ignored where free)
+    count_scale: np.ndarray  # (k,) people per unit of y (N * scale), for count likelihoods
+    dispersion: np.ndarray  # () negative-binomial dispersion k
 
 
 @dataclass(frozen=True)
@@ -92,81 +95,60 @@ class ProblemSpec:
 
 @dataclass(frozen=True)
 class Problem:
-    """A fitting problem: static structure plus arrays."""
+    """A fitting problem: static structure plus arrays (with a leading data-set axis if ``batched``)."""
 
     spec: ProblemSpec
     arrays: ProblemArrays
-
-    @property
-    def model(self) -> CompartmentalModel:
-        return self.spec.model
+    batched: bool = False
 
 
-def build_problem(
-    model: CompartmentalModel,
-    obs: Observations,
-    *,
-    n_colloc: int = 256,
-    fixed: dict[str, float] | None = None,
-    reporting: dict[str, float | None] | None = None,
-    likelihood: str = "squared",
-    dispersion: float = 10.0,
-    estimate_initial: tuple[str, ...] = (),
-) -> Problem:
-    """Scale observations into a :class:`Problem`.
-
-    Args:
-        fixed: rates held at known values (1/day), e.g. ``{"sigma": 1/5.3}``.
-        reporting: reporting fraction per channel; a number fixes it, None estimates it;
-            channels not named are fully reported (1).
-    """
-    obs.check_against(model)
-    check_likelihood(likelihood, dispersion)
-    for name in estimate_initial:
-        if name not in model.states or name == "S":
-            raise ValueError(f"cannot estimate the initial value of {name!r}: model {model.name} has "
-                             f"{', '.join(model.states[1:])} (S is the rest)")
-    fixed = dict(fixed or {})
-    reporting = dict(reporting or {})
-    for name in fixed:
-        if name not in model.params:
-            raise ValueError(f"cannot fix {name!r}: model {model.name} has rates {model.params}")
-    for ch in reporting:
-        if ch not in obs.channels:
-            raise ValueError(f"reporting fraction given for {ch!r}, which is not observed {obs.channels}")
+def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Assumptions = Assumptions(),
+                  *, n_colloc: int = 256) -> Problem:
+    """Scale observations into a :class:`Problem` (``n_colloc`` evenly spaced collocation points)."""
+    assumptions.check(model, obs)
     T = float(obs.horizon)
     if T <= 0:
         raise ValueError("the last observation time must be after t = 0")
     y, mask, scale = scaled_values(obs)
-    u0 = initial_fractions(model, obs)
     t_start = obs.t_start if (obs.t_start is not None and needs_interval_starts(obs.channels)) else obs.t
-    rates_fixed = np.array([np.log(fixed[k]) if k in fixed else 0.0 for k in model.params])
-    rho_vals = [reporting.get(ch, 1.0) for ch in obs.channels]
-    rho_fixed = np.array([0.0 if r is None else np.log(r) for r in rho_vals])
-    f32 = lambda a: jnp.asarray(a, dtype=jnp.float32)
+    fixed = assumptions.fixed
+    rho_vals = [assumptions.reporting.get(ch, 1.0) for ch in obs.channels]
+    f64 = lambda a: np.asarray(a, dtype=np.float64)
     arrays = ProblemArrays(
-        tau_obs=f32(obs.t / T),
-        tau_start=f32(t_start / T),
-        y=f32(y),
-        mask=f32(mask),
-        scale=f32(scale),
-        tau_colloc=f32(np.linspace(0.0, 1.0, n_colloc)),
-        u0=f32(u0),
-        horizon=f32(T),
-        log_rates_fixed=f32(rates_fixed),
-        log_rho_fixed=f32(rho_fixed),
-        count_scale=f32(obs.population * scale),
-        dispersion=f32(dispersion),
+        tau_obs=f64(obs.t / T),
+        tau_start=f64(t_start / T),
+        y=f64(y),
+        mask=f64(mask),
+        scale=f64(scale),
+        tau_colloc=np.linspace(0.0, 1.0, n_colloc),
+        u0=f64(initial_fractions(model, obs)),
+        horizon=f64(T),
+        log_rates_fixed=f64([np.log(fixed[k]) if k in fixed else 0.0 for k in model.params]),
+        log_rho_fixed=f64([0.0 if r is None else np.log(r) for r in rho_vals]),
+        count_scale=f64(obs.population * scale),
+        dispersion=f64(assumptions.dispersion),
     )
     spec = ProblemSpec(
         model=model,
         channels=tuple(obs.channels),
         rates_free=tuple(k not in fixed for k in model.params),
         rho_free=tuple(r is None for r in rho_vals),
-        likelihood=likelihood,
-        u0_free=tuple(name in estimate_initial for name in model.states),
+        likelihood=assumptions.likelihood,
+        u0_free=tuple(name in assumptions.estimate_initial for name in model.states),
     )
     return Problem(spec=spec, arrays=arrays)
+
+
+def stack_problems(problems: list[Problem]) -> Problem:
+    """One batched problem from problems of the same structure (e.g. noise replicates)."""
+    specs = {p.spec for p in problems}
+    if len(specs) != 1 or any(p.batched for p in problems):
+        raise ValueError("can only stack unbatched problems with the same model, channels and free parameters")
+    shapes = {tuple(np.shape(x) for x in p.arrays) for p in problems}
+    if len(shapes) != 1:
+        raise ValueError("can only stack problems with the same number of observation times and collocation points")
+    arrays = ProblemArrays(*(np.stack(xs) for xs in zip(*(p.arrays for p in problems))))
+    return Problem(problems[0].spec, arrays, batched=True)
 
 
 class Network(NamedTuple):
@@ -236,9 +218,9 @@ def effective_u0(spec: ProblemSpec, arrays: ProblemArrays, log_u0):
     return u0.at[0].set(1.0 - u0[1:].sum())
 
 
-def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float] | None = None):
+def initial_phi(spec: ProblemSpec, arrays: ProblemArrays):
     """Starting point of phi: the model's generic guess for free rates, reporting 0.5 if free."""
-    guess = guess or spec.model.guess
+    guess = spec.model.guess
     dtype = arrays.u0.dtype
     log_rates = jnp.log(jnp.array([guess[k] for k in spec.model.params], dtype=dtype))
     log_rho = jnp.where(jnp.array(spec.rho_free), jnp.log(0.5), 0.0).astype(dtype)
@@ -246,7 +228,7 @@ def initial_phi(spec: ProblemSpec, arrays: ProblemArrays, guess: dict[str, float
     return effective_phi(spec, arrays, (log_rates, log_rho, log_u0))
 
 
-def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays, weight=None):
+def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
     """The free rates that minimise L_phys for a given trajectory, in closed form.
 
     Every model's right-hand side is linear in its rates, f(u; p) = A(u) p, so for a fixed network
@@ -255,17 +237,13 @@ def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays, weigh
 
     Args:
         u_c, du_c: states and their tau-derivatives at the collocation points, shape (c, s).
-        weight: optional per-row scaling of the residual, shape (c, s) (:func:`residual_weight`).
     """
     model = spec.model
     n_p = len(model.params)
     A = jax.vmap(jax.jacfwd(lambda p, u: jnp.stack(model.rhs(u, p))), in_axes=(None, 0))(
         jnp.ones(n_p, u_c.dtype), u_c)  # (c, s, p)
     A = arrays.horizon * A
-    b = du_c
-    if weight is not None:  # residual rows scaled per state (see make_losses)
-        A, b = A * weight[:, :, None], b * weight
-    A, b = A.reshape(-1, n_p), b.reshape(-1)
+    A, b = A.reshape(-1, n_p), du_c.reshape(-1)
     free = np.array(spec.rates_free)
     fixed_rates = jnp.exp(arrays.log_rates_fixed)
     if (~free).any():
@@ -274,24 +252,12 @@ def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays, weigh
     col = jnp.linalg.norm(A_free, axis=0) + 1e-12  # equilibrate columns before the normal equations
     An = A_free / col
     p_free = jnp.linalg.solve(An.T @ An + 1e-10 * jnp.eye(An.shape[1], dtype=An.dtype), An.T @ b) / col
-    log_free = jnp.log(jnp.maximum(p_free, 1e-8))
+    log_free = jnp.log(jnp.maximum(p_free, RATE_FLOOR))
     return jnp.zeros(n_p, u_c.dtype).at[np.where(free)[0]].set(log_free) + jnp.where(
         jnp.array(free), 0.0, arrays.log_rates_fixed)
 
 
-def residual_weight(model: CompartmentalModel, u_c, residual: str):
-    """Per-state scaling of the physics residual at the collocation points, shape (c, s), or None.
-
-    ``absolute``: none (residual in population fractions). ``log``: 1/u for S .. I (the residual
-    of log u, i.e. relative), 1 for the removed compartments (which start at 0).
-    """
-    if residual == "absolute":
-        return None
-    n_log = model.state_index(model.infectious) + 1
-    return jnp.concatenate([1.0 / u_c[:, :n_log], jnp.ones_like(u_c[:, n_log:])], axis=1)
-
-
-def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = False, residual: str = "absolute"):
+def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = False):
     """Return ``losses(theta, phi, arrays) -> (array([L_data, L_phys]), log_rates)``.
 
     With ``profile_rates`` the rates in ``phi`` are ignored and replaced by the L_phys-optimal
@@ -306,12 +272,10 @@ def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = Fa
         # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
         tc = a.tau_colloc
         u_c, du_c = jax.jvp(lambda t: network.states(theta, t, u0), (tc,), (jnp.ones_like(tc),))
-        weight = residual_weight(model, u_c, residual)
         if profile_rates:
-            log_rates = optimal_log_rates(spec, u_c, du_c, a, weight)
+            log_rates = optimal_log_rates(spec, u_c, du_c, a)
         f = jnp.stack(model.rhs(u_c.T, jnp.exp(log_rates)), axis=1)  # (c, s)
-        r = du_c - a.horizon * f
-        l_phys = jnp.mean((r if weight is None else r * weight) ** 2)
+        l_phys = jnp.mean((du_c - a.horizon * f) ** 2)
         # data
         tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
         u = network.states(theta, tau, u0)

@@ -1,24 +1,26 @@
-"""Training: one compiled loop for every balancing strategy, many seeds at once.
+"""Training: one compiled loop for every balancing strategy, many networks at once.
 
-Two phases, the same for every method (see docs/method.md for why):
+Two phases, the same for every method (docs/method.md, "The training recipe"):
 
 1. **First-order phase** (Adam): the strategy under test combines the data and physics gradients
    of the network weights; the rates get the physics gradient alone, ungated, and estimated
    reporting fractions the data gradient alone.
-2. **Refinement phase** (L-BFGS): ``L_data + lam_ref * L_phys`` over everything, at the fixed
-   reference weight. At a stationary point the two gradients are exactly opposite (c = -1), so
-   no gate may set the weight here: it would switch physics off precisely at convergence.
+2. **Refinement phase** (L-BFGS): ``L_data + lam_ref * L_phys`` over the network and the other
+   free numbers, with the rates eliminated in closed form (``pinn.optimal_log_rates``), at the
+   fixed reference weight. At a stationary point the two gradients are exactly opposite (c = -1),
+   so no gate may set the weight here: it would switch physics off precisely at convergence.
 
 Both phases run ``record_every`` steps per ``lax.scan`` iteration inside a compiled chunk; a chunk
 is called repeatedly from Python, which checks for divergence and advances the progress bar.
-Everything is ``vmap``-ed over a leading seed axis (K networks trained at once).
+Everything is ``vmap``-ed over a leading member axis (K networks trained at once).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, fields
 from typing import Callable, NamedTuple
 
 import jax
@@ -27,7 +29,9 @@ import numpy as np
 import optax
 
 from . import balancing
-from .pinn import NetworkConfig, Problem, ProblemSpec, initial_phi, make_losses, make_network
+from .pinn import NetworkConfig, Problem, ProblemArrays, ProblemSpec, initial_phi, make_losses, make_network
+
+PRECISIONS = {"float32": jnp.float32, "float64": jnp.float64}
 
 
 @dataclass(frozen=True)
@@ -43,22 +47,12 @@ class TrainConfig:
             ``pcgrad``, ``config`` and ``gate_only``, and the ceiling of ``cggs``/``magnitude``.
         floor_ratio: floor of ``cggs``/``magnitude`` and the ``floor`` control, times lam_ref.
         fixed_weight: overrides lam_ref as the weight of the ``fixed`` method (e.g. 1.0).
-        kappa, tau: sharpness and threshold of the CGGS gate.
+        kappa, gate_threshold: sharpness and threshold of the CGGS gate sigmoid(kappa (c - threshold)).
         alpha: EMA factor of adaptive weights (1 = instantaneous).
         record_every: steps between history records (must divide both step counts).
         lbfgs_memory: number of past updates L-BFGS keeps for its curvature estimate.
-        profile_rates: in the refinement phase, eliminate the rates in closed form (they enter the
-            residual linearly) instead of iterating on them; same objective, far better conditioned.
-        refine_growth: multiply the refinement weight by this after every compiled chunk (1000
-            iterations), restarting L-BFGS's memory: penalty continuation. Measured worse; kept for
-            the record in docs/method.md.
-        profile_rates_adam: use the closed-form rates in the first-order phase too (measured:
-            better Adam-phase estimates, the same final ones).
         precision: ``float32`` (fast) or ``float64`` (JAX's x64 mode for this training only:
             about 2x slower, and L-BFGS can refine further before it stalls).
-        residual: ``absolute`` (in population fractions, the default) or ``log`` (the residual of
-            log u for S..I, i.e. relative, so the first weeks when E and I are tiny count as much
-            as the peak). Measured worse on the demo (docs/method.md); kept for that record.
     """
 
     method: str = "cggs"
@@ -69,15 +63,11 @@ class TrainConfig:
     floor_ratio: float = 0.1
     fixed_weight: float | None = None
     kappa: float = 5.0
-    tau: float = 0.0
+    gate_threshold: float = 0.0
     alpha: float = 0.1
     record_every: int = 50
     lbfgs_memory: int = 10
-    refine_growth: float = 1.0
-    profile_rates_adam: bool = False
-    profile_rates: bool = True
     precision: str = "float32"
-    residual: str = "absolute"
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def __post_init__(self):
@@ -90,9 +80,7 @@ class TrainConfig:
         for name in ("adam_steps", "refine_steps"):
             if getattr(self, name) % self.record_every:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of record_every ({self.record_every})")
-        if self.residual not in ("absolute", "log"):
-            raise ValueError(f"residual must be absolute or log, got {self.residual!r}")
-        if self.precision not in ("float32", "float64"):
+        if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be float32 or float64, got {self.precision!r}")
         if not self.learning_rate > 0 or not self.lam_ref > 0 or not 0 < self.alpha <= 1:
             raise ValueError("learning_rate and lam_ref must be > 0 and alpha in (0, 1]")
@@ -112,9 +100,9 @@ def make_strategy(cfg: TrainConfig) -> balancing.Strategy:
         "lra": lambda: balancing.lra(0.1, lam_init=ref),
         "pcgrad": lambda: balancing.pcgrad(ref),
         "config": lambda: balancing.config(ref),
-        "gate_only": lambda: balancing.gate_only(ref, cfg.kappa, cfg.tau, cfg.alpha),
-        "cggs": lambda: balancing.cggs(cfg.kappa, cfg.tau, lo, ref, cfg.alpha, lam_init=ref),
-        "cggs_literal": lambda: balancing.cggs(cfg.kappa, cfg.tau, name="cggs_literal"),
+        "gate_only": lambda: balancing.gate_only(ref, cfg.kappa, cfg.gate_threshold, cfg.alpha),
+        "cggs": lambda: balancing.cggs(cfg.kappa, cfg.gate_threshold, lo, ref, cfg.alpha, lam_init=ref),
+        "cggs_literal": lambda: balancing.cggs(cfg.kappa, cfg.gate_threshold, name="cggs_literal"),
     }[cfg.method]()
 
 
@@ -122,7 +110,40 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-RECORD_KEYS = ("loss_data", "loss_phys", "c", "c_mean", "m", "lam", "norm_data", "norm_phys")
+class Record(NamedTuple):
+    """One history record: the state of training after a block of ``record_every`` steps.
+
+    Inside training each field is a scalar per member ((p,) for ``log_rates``); in
+    :class:`History` each gains the axes (K, R).
+    """
+
+    loss_data: jax.Array
+    loss_phys: jax.Array
+    c: jax.Array  # gradient cosine at the last step of the block
+    c_mean: jax.Array  # mean cosine over the block
+    m: jax.Array  # magnitude ratio |g_d| / |g_p|
+    lam: jax.Array  # physics weight
+    norm_data: jax.Array
+    norm_phys: jax.Array
+    log_rates: jax.Array
+
+
+@dataclass(frozen=True)
+class History:
+    """Training records of K members: ``step`` and ``phase`` (R,) (0 = Adam, 1 = refinement); every
+    :class:`Record` field with shape (K, R) ((K, R, p) for ``log_rates``)."""
+
+    step: np.ndarray
+    phase: np.ndarray
+    records: Record
+
+    def member(self, k: int) -> "History":
+        return History(self.step, self.phase, Record(*(x[k:k + 1] for x in self.records)))
+
+    @property
+    def rates(self) -> np.ndarray:
+        """(K, R, p) rates over training."""
+        return np.exp(self.records.log_rates)
 
 
 @dataclass
@@ -134,12 +155,10 @@ class TrainResult:
         log_rho: (K, k) final log reporting fractions.
         log_u0: (K, s) final log initial fractions (known values where not estimated; S unused).
         log_rates_adam: (K, p) log rates at the end of the first-order phase.
-        theta: (K, P) final network weights.
-        history: ``step`` (R,), ``phase`` (R,) 0 = Adam, 1 = refinement, each of RECORD_KEYS
-            (K, R), ``log_rates`` (K, R, p).
+        theta: (K, P) final network weights; theta_adam: (K, P) at the end of the first phase.
+        history: the training records.
         diverged_step: (K,) first recorded step with a non-finite loss, -1 if none.
-        compile_s, train_s: seconds spent compiling and training (adam_s + refine_s).
-        theta_adam: (K, P) network weights at the end of the first-order phase.
+        compile_s, adam_s, refine_s: seconds spent compiling and in each phase.
     """
 
     log_rates: np.ndarray
@@ -147,260 +166,286 @@ class TrainResult:
     log_u0: np.ndarray
     log_rates_adam: np.ndarray
     theta: np.ndarray
-    history: dict
+    theta_adam: np.ndarray
+    history: History
     diverged_step: np.ndarray
     compile_s: float
-    train_s: float
-    adam_s: float = 0.0
-    refine_s: float = 0.0
-    theta_adam: np.ndarray | None = None
+    adam_s: float
+    refine_s: float
+
+    @property
+    def train_s(self) -> float:
+        return self.adam_s + self.refine_s
 
     @property
     def diverged(self) -> np.ndarray:
         return self.diverged_step >= 0
 
+    def member(self, k: int) -> "TrainResult":
+        """Member k alone (leading axis 1); timings stay those of the whole batch."""
+        pick = lambda x: x[k:k + 1]
+        return TrainResult(pick(self.log_rates), pick(self.log_rho), pick(self.log_u0), pick(self.log_rates_adam),
+                           pick(self.theta), pick(self.theta_adam), self.history.member(k), pick(self.diverged_step),
+                           self.compile_s, self.adam_s, self.refine_s)
+
 
 STALL_RTOL = 1e-7  # a refinement block that lowers the objective by less than this has stalled
 
 
-class _Refine(NamedTuple):
+class _AdamState(NamedTuple):
+    theta: jax.Array
+    phi: tuple
+    opt_state: object
+    balance: object  # the strategy's state
+
+
+class _RefineState(NamedTuple):
     params: tuple  # (theta, phi)
     opt_state: object
-    lam: jax.Array  # physics weight of the refinement objective
     last_value: jax.Array  # objective at the end of the previous block
     stalled: jax.Array  # bool: no progress in the last block
 
 
-def _fresh_refine(params, opt_state, lam) -> _Refine:
-    K = lam.shape[0]
-    return _Refine(params, opt_state, lam, jnp.full(K, jnp.inf, lam.dtype), jnp.zeros(K, bool))
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-class _State(NamedTuple):
-    theta: jax.Array
-    phi: tuple
-    opt_state: object
-    lam: jax.Array
+class _Steps:
+    """The per-member functions of both phases for one problem structure and config."""
+
+    def __init__(self, spec: ProblemSpec, cfg: TrainConfig):
+        self.cfg = cfg
+        self.network = make_network(spec.model, cfg.network)
+        self.spec = spec
+        self.losses = make_losses(spec, self.network)
+        self.profiled = make_losses(spec, self.network, profile_rates=True)
+        self.strategy = make_strategy(cfg)
+        self.adam = optax.adam(cfg.learning_rate)
+        self.lbfgs = optax.lbfgs(memory_size=cfg.lbfgs_memory)
+        # both loss gradients from one forward pass: the Jacobian of the loss pair
+        self.jacobian = jax.jacrev(lambda th, ph, a: (self.losses(th, ph, a)[0],) * 2, argnums=(0, 1), has_aux=True)
+
+    def init(self, key, a: ProblemArrays):
+        theta = self.network.init(key)
+        phi = initial_phi(self.spec, a)
+        params = (theta, phi)
+        adam = _AdamState(theta, phi, self.adam.init(params), self.strategy.init())
+        return adam, self.lbfgs.init(params)
+
+    def adam_step(self, state: _AdamState, a: ProblemArrays):
+        (j_theta, j_phi), L = self.jacobian(state.theta, state.phi, a)
+        direction, balance, info = self.strategy.update(j_theta[0], j_theta[1], state.balance)
+        # Ungated sum for phi: only L_phys depends on the rates and only L_data on reporting
+        # fractions, so each gets its own loss's gradient; initial values get both.
+        g_phi = jax.tree.map(lambda j: j[0] + j[1], j_phi)
+        updates, opt_state = self.adam.update((direction, g_phi), state.opt_state, (state.theta, state.phi))
+        theta, phi = optax.apply_updates((state.theta, state.phi), updates)
+        return _AdamState(theta, phi, opt_state, balance), (L, info)
+
+    def adam_block(self, state: _AdamState, a: ProblemArrays):
+        state, (L, info) = jax.lax.scan(lambda s, _: self.adam_step(s, a), state, None, length=self.cfg.record_every)
+        rec = Record(L[-1, 0], L[-1, 1], info.c[-1], info.c.mean(), info.m[-1], info.lam[-1], info.norm_data[-1],
+                     info.norm_phys[-1], state.phi[0])
+        return state, rec
+
+    def objective(self, params, a: ProblemArrays):
+        L, _ = self.profiled(params[0], params[1], a)
+        return L[0] + self.cfg.lam_ref * L[1]
+
+    def lbfgs_step(self, carry, a: ProblemArrays):
+        params, opt_state = carry
+        objective = functools.partial(self.objective, a=a)
+        value, grad = optax.value_and_grad_from_state(objective)(params, state=opt_state)
+        updates, new_state = self.lbfgs.update(grad, opt_state, params, value=value, grad=grad, value_fn=objective)
+        new_params = optax.apply_updates(params, updates)
+        # A line-search step into a region where the network overflows would poison the run:
+        # refuse it, keep the last good point and restart L-BFGS's memory from there.
+        ok = (_all_finite(new_params) & _all_finite(optax.tree_utils.tree_get(new_state, "value"))
+              & _all_finite(optax.tree_utils.tree_get(new_state, "grad")))
+        keep = lambda new, old: jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, old)
+        return keep(new_params, params), keep(new_state, self.lbfgs.init(params))
+
+    def refine_block(self, r: _RefineState, a: ProblemArrays):
+        scan = lambda c: jax.lax.scan(lambda c, _: (self.lbfgs_step(c, a), None), c, None,
+                                      length=self.cfg.record_every)[0]
+        # Once a whole block makes no progress the line search only burns evaluations: skip the
+        # remaining blocks of this member.
+        (theta, phi), opt_state = jax.lax.cond(r.stalled, lambda c: c, scan, (r.params, r.opt_state))
+        L, log_rates = self.profiled(theta, phi, a)
+        phi = (log_rates, *phi[1:])  # keep phi's rates equal to the profiled optimum
+        value = L[0] + self.cfg.lam_ref * L[1]
+        stalled = r.stalled | ~(value < r.last_value * (1.0 - STALL_RTOL))
+        (j_theta, _), _ = self.jacobian(theta, phi, a)
+        c, m, nd, np_ = balancing.gradient_stats(j_theta[0], j_theta[1])
+        rec = Record(L[0], L[1], c, c, m, jnp.asarray(self.cfg.lam_ref, L.dtype), nd, np_, log_rates)
+        return _RefineState((theta, phi), opt_state, value, stalled), rec
 
 
-def _chunk_records(total: int, every: int, target_steps: int = 1000) -> int:
+class _Programs(NamedTuple):
+    """Jitted whole-batch functions: ``init(keys, arrays)``, and one chunk of each phase
+    ``(carry, arrays) -> (carry, Record with a records axis)`` (None where the phase is empty)."""
+
+    init: Callable
+    adam: Callable | None
+    refine: Callable | None
+    adam_blocks: int  # records per compiled chunk
+    refine_blocks: int
+
+
+def _blocks_per_chunk(total: int, every: int, target_steps: int = 1000) -> int:
     """Records per compiled chunk: the largest divisor of total/every giving <= target_steps."""
     n = total // every
-    best = 1
-    for d in range(1, n + 1):
-        if n % d == 0 and d * every <= max(target_steps, every):
-            best = d
-    return best
+    return max(d for d in range(1, n + 1) if n % d == 0 and d * every <= max(target_steps, every))
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(spec: ProblemSpec, cfg: TrainConfig, batched_data: bool):
-    """Build (and cache) the jitted, vmapped init, Adam-chunk and L-BFGS-chunk functions."""
-    network = make_network(spec.model, cfg.network)
-    losses_and_rates = make_losses(spec, network, residual=cfg.residual)
-    losses = lambda th, ph, a: losses_and_rates(th, ph, a)[0]
-    profiled = make_losses(spec, network, profile_rates=True, residual=cfg.residual) if cfg.profile_rates else losses_and_rates
-    strategy = make_strategy(cfg)
-    adam = optax.adam(cfg.learning_rate)
-    jac = jax.jacrev(lambda th, ph, a: (losses(th, ph, a),) * 2, argnums=(0, 1), has_aux=True)
-    lbfgs = optax.lbfgs(memory_size=cfg.lbfgs_memory)
-    every = cfg.record_every
-    data_axis = 0 if batched_data else None
+def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
+    steps = _Steps(spec, cfg)
+    data_axis = 0 if batched else None
 
-    def stats(theta, phi, a):
-        (j_theta, _), L = jac(theta, phi, a)
-        c, m, nd, np_ = balancing.gradient_stats(j_theta[0], j_theta[1])
-        return L, c, m, nd, np_
+    def chunk(block, n_blocks):
+        return lambda carry, a: jax.lax.scan(lambda s, _: block(s, a), carry, None, length=n_blocks)
 
-    def init(key, a):
-        theta = network.init(key)
-        phi = initial_phi(spec, a)
-        return _State(theta, phi, adam.init((theta, phi)), strategy.init()), lbfgs.init((theta, phi))
-
-    def _profiled_with_aux(th, ph, a):
-        out = profiled(th, ph, a)
-        return out[0], out
-
-    jac_profiled = jax.jacrev(_profiled_with_aux, argnums=(0, 1), has_aux=True)
-
-    def adam_step(state: _State, a):
-        if cfg.profile_rates_adam:
-            (j_theta, j_phi), (L, log_rates) = jac_profiled(state.theta, state.phi, a)
-        else:
-            (j_theta, j_phi), L = jac(state.theta, state.phi, a)
-        direction, lam, info = strategy.update(j_theta[0], j_theta[1], state.lam)
-        # rates: physics gradient only; rho: data only; initial values: both (they shape the network)
-        g_phi = jax.tree.map(lambda j: j[0] + j[1], j_phi)
-        updates, opt_state = adam.update((direction, g_phi), state.opt_state, (state.theta, state.phi))
-        theta, phi = optax.apply_updates((state.theta, state.phi), updates)
-        if cfg.profile_rates_adam:
-            phi = (log_rates, *phi[1:])
-        return _State(theta, phi, opt_state, lam), (L, info)
-
-    def adam_record(state, a):
-        def body(s, _):
-            return adam_step(s, a)
-
-        state, (L, info) = jax.lax.scan(body, state, None, length=every)
-        rec = {"loss_data": L[-1, 0], "loss_phys": L[-1, 1], "c": info["c"][-1], "c_mean": info["c"].mean(),
-               "m": info["m"][-1], "lam": info["lam"][-1], "norm_data": info["norm_data"][-1],
-               "norm_phys": info["norm_phys"][-1], "log_rates": state.phi[0]}
-        return state, rec
-
-    def lbfgs_record(r: "_Refine", a):
-        objective = lambda params: profiled(params[0], params[1], a)[0] @ jnp.stack([1.0, r.lam])
-        value_and_grad = optax.value_and_grad_from_state(objective)
-
-        def body(c, _):
-            params, opt_state = c
-            value, grad = value_and_grad(params, state=opt_state)
-            updates, new_state = lbfgs.update(grad, opt_state, params, value=value, grad=grad, value_fn=objective)
-            new_params = optax.apply_updates(params, updates)
-            # A line-search step into a region where the network overflows would poison the run:
-            # refuse it, keep the last good point and restart L-BFGS's memory from there.
-            finite = lambda tree: jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-            ok = finite(new_params) & finite(optax.tree_utils.tree_get(new_state, "value")) & finite(
-                optax.tree_utils.tree_get(new_state, "grad"))
-            keep = lambda new, old: jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, old)
-            return (keep(new_params, params), keep(new_state, lbfgs.init(params))), None
-
-        # Once a whole block makes no progress the line search only burns evaluations (float32 has
-        # reached its resolution): skip the remaining blocks of this member.
-        (theta, phi), opt_state = jax.lax.cond(
-            r.stalled, lambda c: c, lambda c: jax.lax.scan(body, c, None, length=every)[0], (r.params, r.opt_state))
-        if cfg.profile_rates:  # keep phi's rates equal to the profiled optimum
-            phi = (profiled(theta, phi, a)[1], *phi[1:])
-        value = objective((theta, phi))
-        stalled = r.stalled | ~(value < r.last_value * (1.0 - STALL_RTOL))
-        L, c, m, nd, np_ = stats(theta, phi, a)
-        rec = {"loss_data": L[0], "loss_phys": L[1], "c": c, "c_mean": c, "m": m, "lam": r.lam,
-               "norm_data": nd, "norm_phys": np_, "log_rates": phi[0]}
-        return _Refine((theta, phi), opt_state, r.lam, value, stalled), rec
-
-    def chunk(record_fn, n_records, vectorise=True):
-        def run(carry, a):
-            return jax.lax.scan(lambda s, _: record_fn(s, a), carry, None, length=n_records)
-
-        if vectorise:
-            return jax.jit(jax.vmap(run, in_axes=(0, data_axis)))
+    n_adam = _blocks_per_chunk(cfg.adam_steps, cfg.record_every) if cfg.adam_steps else 0
+    n_refine = _blocks_per_chunk(cfg.refine_steps, cfg.record_every) if cfg.refine_steps else 0
+    adam = jax.jit(jax.vmap(chunk(steps.adam_block, n_adam), in_axes=(0, data_axis))) if n_adam else None
+    refine = None
+    if n_refine:
         # L-BFGS's line search is a while loop: under vmap every member would run as many
         # evaluations as the slowest one, so members run one after another instead.
-        if batched_data:
-            return jax.jit(lambda carry, a: jax.lax.map(lambda ca: run(*ca), (carry, a)))
-        return jax.jit(lambda carry, a: jax.lax.map(lambda c: run(c, a), carry))
-
-    n_adam = _chunk_records(cfg.adam_steps, every) if cfg.adam_steps else 0
-    n_lbfgs = _chunk_records(cfg.refine_steps, every) if cfg.refine_steps else 0
-    return {
-        "init": jax.jit(jax.vmap(init, in_axes=(0, data_axis))),
-        "adam": chunk(adam_record, n_adam) if n_adam else None,
-        "lbfgs": chunk(lbfgs_record, n_lbfgs, vectorise=False) if n_lbfgs else None,
-        "lbfgs_init": jax.jit(jax.vmap(lbfgs.init)),
-        "n_adam": n_adam,
-        "n_lbfgs": n_lbfgs,
-    }
+        run = chunk(steps.refine_block, n_refine)
+        if batched:
+            refine = jax.jit(lambda carry, a: jax.lax.map(lambda ca: run(*ca), (carry, a)))
+        else:
+            refine = jax.jit(lambda carry, a: jax.lax.map(lambda c: run(c, a), carry))
+    init = jax.jit(jax.vmap(steps.init, in_axes=(0, data_axis)))
+    return _Programs(init, adam, refine, n_adam, n_refine)
 
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, steps done, steps total)
 
 
-def train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool = False,
-          progress: ProgressFn | None = None, raise_on_divergence: bool = True) -> TrainResult:
+class _Monitor:
+    """Collects records, finds the first non-finite loss of each member, reports progress."""
+
+    def __init__(self, cfg: TrainConfig, seeds, progress: ProgressFn | None, raise_on_divergence: bool):
+        self.cfg, self.seeds, self.progress, self.raise_on_divergence = cfg, seeds, progress, raise_on_divergence
+        self.records: list[Record] = []
+        self.phases: list[np.ndarray] = []
+        self.diverged_step = np.full(len(seeds), -1)
+        self.done = 0
+
+    def add(self, rec: Record, phase: str) -> bool:
+        """Take a chunk's records (K, n); return True once every member has diverged."""
+        rec = Record(*(np.asarray(x) for x in rec))
+        loss = rec.loss_data + rec.loss_phys
+        steps = self.done + self.cfg.record_every * np.arange(1, loss.shape[1] + 1)
+        bad = ~np.isfinite(loss)
+        for k in np.where(bad.any(axis=1) & (self.diverged_step < 0))[0]:
+            self.diverged_step[k] = steps[np.argmax(bad[k])]
+        self.records.append(rec)
+        self.phases.append(np.full(loss.shape[1], 0 if phase == "adam" else 1))
+        self.done = int(steps[-1])
+        if self.progress:
+            self.progress(phase, self.done, self.cfg.adam_steps + self.cfg.refine_steps)
+        diverged = self.diverged_step >= 0
+        if self.raise_on_divergence and diverged.any():
+            k = int(np.argmax(diverged))
+            raise TrainingDiverged(
+                f"method {self.cfg.method}: the loss became NaN or infinite at step {self.diverged_step[k]} "
+                f"({phase} phase, seed {int(self.seeds[k])}); try a smaller --lr or another --lam-ref")
+        return bool(diverged.all())
+
+    def history(self) -> History:
+        records = Record(*(np.concatenate(xs, axis=1) for xs in zip(*self.records)))
+        n = records.loss_data.shape[1]
+        return History(self.cfg.record_every * np.arange(1, n + 1), np.concatenate(self.phases), records)
+
+
+def train(problem: Problem, cfg: TrainConfig, seeds, *, progress: ProgressFn | None = None,
+          raise_on_divergence: bool = True) -> TrainResult:
     """Train one network per seed, all at once.
 
     Args:
-        problem: from :func:`epigate.pinn.build_problem`. With ``batched_data`` its arrays carry a
-            leading axis K (one data set per seed, e.g. noise replicates); otherwise all seeds
-            share the data.
-        seeds: K integer seeds (network initialisation).
+        problem: from :func:`epigate.pinn.build_problem`, or a batch from
+            :func:`epigate.pinn.stack_problems` (then member k fits data set k).
+        seeds: K integer seeds (network initialisation); K must equal the batch size if batched.
         raise_on_divergence: raise :class:`TrainingDiverged` if any member's loss becomes
             non-finite; otherwise mark it in ``diverged_step`` and set its estimates to NaN.
     """
-    kwargs = dict(batched_data=batched_data, progress=progress, raise_on_divergence=raise_on_divergence)
-    if cfg.precision == "float64":
-        with jax.enable_x64(True):  # only for this training: the rest of the process stays float32
-            arrays = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), problem.arrays)
-            return _train(Problem(problem.spec, arrays), cfg, seeds, **kwargs)
-    return _train(problem, cfg, seeds, **kwargs)
+    seeds = [int(s) for s in seeds]
+    if problem.batched and len(seeds) != problem.arrays.y.shape[0]:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {problem.arrays.y.shape[0]} data sets")
+    with precision_scope(cfg):
+        arrays = jax.tree.map(lambda x: jnp.asarray(x, PRECISIONS[cfg.precision]), problem.arrays)
+        return _train(problem.spec, arrays, problem.batched, cfg, seeds, _Monitor(cfg, seeds, progress,
+                                                                                  raise_on_divergence))
 
 
-def _train(problem: Problem, cfg: TrainConfig, seeds, *, batched_data: bool, progress: ProgressFn | None,
-           raise_on_divergence: bool) -> TrainResult:
-    spec, arrays = problem.spec, problem.arrays
-    dtype = arrays.u0.dtype
-    fns = _compiled(spec, cfg, batched_data)
-    keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-    K = keys.shape[0]
-    total = cfg.adam_steps + cfg.refine_steps
+def precision_scope(cfg: TrainConfig):
+    """JAX's x64 mode for float64 training only: the rest of the process stays float32."""
+    return jax.enable_x64(True) if cfg.precision == "float64" else nullcontext()
 
+
+def _train(spec: ProblemSpec, arrays: ProblemArrays, batched: bool, cfg: TrainConfig, seeds: list[int],
+           monitor: _Monitor) -> TrainResult:
+    programs = _programs(spec, cfg, batched)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     t0 = time.perf_counter()
-    compiled = {}
-    state, lbfgs_state = fns["init"](keys, arrays)
-    if fns["adam"] is not None:
-        compiled["adam"] = fns["adam"].lower(state, arrays).compile()
-    if fns["lbfgs"] is not None:
-        refine0 = _fresh_refine((state.theta, state.phi), lbfgs_state, jnp.full(K, cfg.lam_ref, dtype))
-        compiled["lbfgs"] = fns["lbfgs"].lower(refine0, arrays).compile()
+    adam_state, lbfgs_state = programs.init(keys, arrays)
+    refine_state = _RefineState((adam_state.theta, adam_state.phi), lbfgs_state,
+                                jnp.full(len(seeds), jnp.inf, arrays.u0.dtype), jnp.zeros(len(seeds), bool))
+    adam = programs.adam.lower(adam_state, arrays).compile() if programs.adam else None
+    refine = programs.refine.lower(refine_state, arrays).compile() if programs.refine else None
     compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    records, phases = [], []
-    diverged_step = np.full(K, -1)
-    done = 0
-
-    def check(rec, phase_name):
-        nonlocal done
-        loss = np.asarray(rec["loss_data"]) + np.asarray(rec["loss_phys"])  # (K, n)
-        steps = done + cfg.record_every * np.arange(1, loss.shape[1] + 1)
-        bad = ~np.isfinite(loss)
-        for k in np.where(bad.any(axis=1) & (diverged_step < 0))[0]:
-            diverged_step[k] = steps[np.argmax(bad[k])]
-        records.append(rec)
-        phases.append(np.full(loss.shape[1], 0 if phase_name == "adam" else 1))
-        done = int(steps[-1])
-        if progress:
-            progress(phase_name, done, total)
-        if raise_on_divergence and (diverged_step >= 0).any():
-            k = int(np.argmax(diverged_step >= 0))
-            raise TrainingDiverged(
-                f"method {cfg.method}: the loss became NaN or infinite at step {diverged_step[k]} "
-                f"({phase_name} phase, seed {int(seeds[k])}); try a smaller --lr or another --lam-ref")
-        return bool((diverged_step >= 0).all())
-
-    all_bad = False
-    for _ in range(cfg.adam_steps // (cfg.record_every * max(fns["n_adam"], 1)) if fns["n_adam"] else 0):
-        state, rec = compiled["adam"](state, arrays)
-        if all_bad := check(rec, "adam"):
+    all_diverged = False
+    for _ in range(cfg.adam_steps // (cfg.record_every * programs.adam_blocks) if adam else 0):
+        adam_state, rec = adam(adam_state, arrays)
+        if all_diverged := monitor.add(rec, "adam"):
             break
-    log_rates_adam = np.array(state.phi[0], dtype=float)
-    theta_adam = np.asarray(state.theta)
+    theta_adam = np.asarray(adam_state.theta)
+    log_rates_adam = np.array(adam_state.phi[0], dtype=float)
     adam_s = time.perf_counter() - t0
-    lam_refine = np.full(K, cfg.lam_ref, dtype=dtype)
-    carry = _fresh_refine((state.theta, state.phi), lbfgs_state, jnp.asarray(lam_refine))
-    if fns["n_lbfgs"] and not all_bad:
-        for _ in range(cfg.refine_steps // (cfg.record_every * fns["n_lbfgs"])):
-            carry, rec = compiled["lbfgs"](carry, arrays)
-            if cfg.refine_growth != 1.0:  # continuation: a larger weight, and a fresh L-BFGS memory
-                lam_refine = lam_refine * cfg.refine_growth
-                carry = _fresh_refine(carry.params, fns["lbfgs_init"](carry.params), jnp.asarray(lam_refine))
-            if check(rec, "refine"):
-                break
-    theta, phi = jax.block_until_ready(carry.params)
-    train_s = time.perf_counter() - t0
 
-    history = {key: np.concatenate([np.asarray(r[key]) for r in records], axis=1) for key in records[0]}
-    n_rec = history["loss_data"].shape[1]
-    history["step"] = cfg.record_every * np.arange(1, n_rec + 1)
-    history["phase"] = np.concatenate(phases)
-    log_rates = np.array(phi[0], dtype=float)
-    log_rho = np.array(phi[1], dtype=float)
-    log_u0 = np.array(phi[2], dtype=float)
-    bad = diverged_step >= 0
-    log_rates[bad] = np.nan
-    log_rho[bad] = np.nan
-    log_u0[bad] = np.nan
-    log_rates_adam[bad] = np.nan
-    return TrainResult(log_rates=log_rates, log_rho=log_rho, log_u0=log_u0, log_rates_adam=log_rates_adam,
-                       theta=np.asarray(theta), history=history, diverged_step=diverged_step,
-                       compile_s=compile_s, train_s=train_s, adam_s=adam_s, refine_s=train_s - adam_s,
-                       theta_adam=theta_adam)
+    t0 = time.perf_counter()
+    refine_state = refine_state._replace(params=(adam_state.theta, adam_state.phi))
+    for _ in range(cfg.refine_steps // (cfg.record_every * programs.refine_blocks) if refine and not all_diverged else 0):
+        refine_state, rec = refine(refine_state, arrays)
+        if monitor.add(rec, "refine"):
+            break
+    theta, (log_rates, log_rho, log_u0) = jax.block_until_ready(refine_state.params)
+    refine_s = time.perf_counter() - t0
+
+    # np.array copies: float64 device buffers come back as read-only views
+    estimates = [np.array(x, dtype=float) for x in (log_rates, log_rho, log_u0)]
+    for x in (*estimates, log_rates_adam):
+        x[monitor.diverged_step >= 0] = np.nan
+    return TrainResult(*estimates, log_rates_adam=log_rates_adam, theta=np.asarray(theta), theta_adam=theta_adam,
+                       history=monitor.history(), diverged_step=monitor.diverged_step, compile_s=compile_s,
+                       adam_s=adam_s, refine_s=refine_s)
+
+
+def network_states(model, cfg: TrainConfig, theta: np.ndarray, tau: np.ndarray, u0: np.ndarray) -> np.ndarray:
+    """The networks' compartments, in the training precision.
+
+    Args:
+        theta: (K, P) network weights; tau: (G,) scaled times; u0: (K, s) initial fractions.
+    Returns:
+        (K, G, s) population fractions.
+    """
+    network = make_network(model, cfg.network)
+    with precision_scope(cfg):
+        dtype = PRECISIONS[cfg.precision]
+        states = jax.jit(jax.vmap(network.states, in_axes=(0, None, 0)))
+        return np.array(states(jnp.asarray(theta, dtype), jnp.asarray(tau, dtype), jnp.asarray(u0, dtype)))
+
+
+def config_fields(cfg: TrainConfig) -> dict:
+    """Every setting of ``cfg``, defaults included, as plain values (for result files and fingerprints)."""
+    out = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        out[f.name] = config_fields(value) if f.name == "network" else value
+    return out

@@ -1,6 +1,7 @@
-"""The benchmark: does CGGS beat the baselines? (RQ1-RQ4 of DESIGN.md)
+"""The benchmark: does CGGS beat the baselines? (the research questions of docs/benchmarks.md)
 
 ``grid`` defines scenarios, presets and cells; ``runner`` trains every method on a cell's seeds
-and turns runs into rows of metrics; ``executor`` maps cells (in process by default); ``analysis``
-aggregates rows into statistics, figures and ``report.md``.
+through ``epigate.fit.fit_batch`` and turns runs into typed rows of metrics; ``executor`` maps
+cells (in process by default); ``store`` keeps finished cells; ``analysis`` aggregates rows into
+statistics, figures and ``report.md``.
 """

@@ -1,4 +1,5 @@
-"""From benchmark rows to statistics, figures and report.md (RQ1-RQ4 of DESIGN.md)."""
+"""From benchmark rows to statistics, figures and report.md (the research questions RQ1-RQ4 of
+docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import metrics  # noqa: E402
-from .grid import Preset  # noqa: E402
+from ..balancing import gate  # noqa: E402
+from ..formatting import number, percent  # noqa: E402
+from ..train import History  # noqa: E402
+from .grid import Cell, Preset  # noqa: E402
+from .runner import RunRow, train_config  # noqa: E402
 
 ABS_METRICS = ("r0_error", "r0_error_vs_lsq", "beta_error", "sigma_error", "gamma_error",
                "peak_time_error_days", "peak_height_rel_error")
@@ -26,30 +31,35 @@ def _nanmedian(values) -> float:
     return float(np.median(v)) if v.size else np.nan
 
 
-def _select(rows, **where):
-    return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+def _select(rows: list[RunRow], **where) -> list[RunRow]:
+    return [r for r in rows if all(getattr(r, k) == v for k, v in where.items())]
+
+
+def _metric(row: RunRow, key: str) -> float:
+    """A metric of a row by its CSV column name (NaN for a diverged run or an absent metric)."""
+    return np.nan if row.diverged else float(row.flat().get(key, np.nan))
 
 
 def _values(rows, key, absolute=False):
-    v = np.array([np.nan if r.get("diverged") else float(r.get(key, np.nan)) for r in rows], dtype=float)
+    v = np.array([_metric(r, key) for r in rows], dtype=float)
     return np.abs(v) if absolute else v
 
 
 def _by_seed(rows, key):
     """Absolute metric indexed by seed (NaN for diverged runs), for paired tests."""
-    return {int(r["seed"]): (np.nan if r.get("diverged") else abs(float(r[key]))) for r in rows}
+    return {r.seed: abs(_metric(r, key)) for r in rows}
 
 
-def summarise(rows: list[dict]) -> list[dict]:
+def summarise(rows: list[RunRow]) -> list[dict]:
     """One row per (cell, method, phase): median and IQR of each metric, diverged count, steps to
     5 % of least squares, and paired Wilcoxon p-values of cggs against this method (|R0 error|,
     |peak-time error|), over the cell's seeds."""
     out = []
-    keys = sorted({(r["scenario"], r["noise"], int(r["n_obs"]), r["method"], r["phase"]) for r in rows})
+    keys = sorted({(r.scenario, r.noise, r.n_obs, r.method, r.phase) for r in rows})
     for sc, noise, n, method, phase in keys:
-        sel = _select(rows, scenario=sc, noise=noise, n_obs=float(n), method=method, phase=phase)
+        sel = _select(rows, scenario=sc, noise=noise, n_obs=n, method=method, phase=phase)
         s = {"scenario": sc, "noise": noise, "n_obs": n, "method": method, "phase": phase, "runs": len(sel),
-             "diverged": int(sum(bool(r.get("diverged")) for r in sel))}
+             "diverged": int(sum(r.diverged for r in sel))}
         for key in ABS_METRICS:
             med, q1, q3 = metrics.median_iqr(_values(sel, key, absolute=True))
             s[f"abs_{key}_median"], s[f"abs_{key}_q25"], s[f"abs_{key}_q75"] = med, q1, q3
@@ -58,7 +68,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         reached = _values(sel, "steps_to_5pct")
         s["reached_5pct"] = int(np.isfinite(reached).sum())
         s["steps_to_5pct_median"] = _nanmedian(reached)
-        ref = _select(rows, scenario=sc, noise=noise, n_obs=float(n), method="cggs", phase=phase)
+        ref = _select(rows, scenario=sc, noise=noise, n_obs=n, method="cggs", phase=phase)
         for key, name in (("r0_error", "p_r0_vs_cggs"), ("peak_time_error_days", "p_peak_vs_cggs")):
             if method in ("cggs", "classical") or not ref:
                 s[name] = np.nan
@@ -70,10 +80,9 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _fmt(x, pct=False, digits=3):
-    if x is None or not np.isfinite(x):
-        return "–"
-    return f"{100 * x:.1f}" if pct else f"{x:.{digits}g}"
+def _fmt(x, pct=False):
+    """A table cell: a percentage without sign, or 3 significant digits; "–" when missing."""
+    return percent(x, missing="–", sign=False) if pct else number(x, 3, missing="–")
 
 
 def cell_table(summary: list[dict], sc: str, noise: str, n: int) -> str:
@@ -114,22 +123,22 @@ def winners(summary, sc, noise, n, phase="final"):
 # ---------------------------------------------------------------- figures
 
 
-def fig_rq1(histories: dict, path: Path, record_every: int) -> dict:
+def fig_rq1(histories: dict[str, History], path: Path) -> dict:
     """Cosine under fixed weights: distribution and trace; deadlocks counted per run."""
     fixed_like = [m for m in ("fixed", "fixed_best", "floor") if m in histories]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     counts = {}
     for i, m in enumerate(fixed_like):
-        h = histories[m]
-        adam = h["phase"] == 0
-        c = h["c"][:, adam]
+        h, rec = histories[m], histories[m].records
+        adam = h.phase == 0
+        c = rec.c[:, adam]
         axes[0].hist(c[np.isfinite(c)].ravel(), bins=40, range=(-1, 1), alpha=0.5, color=COLORS[i], label=m)
-        axes[1].plot(h["step"][adam], h["c_mean"][0, adam], color=COLORS[i], lw=1, label=f"{m} (seed 0)")
+        axes[1].plot(h.step[adam], rec.c_mean[0, adam], color=COLORS[i], lw=1, label=f"{m} (seed 0)")
         n = 0
-        for k in range(h["c"].shape[0]):
-            n += len(metrics.count_deadlocks(h["step"][adam], h["loss_data"][k, adam], h["loss_phys"][k, adam],
-                                             h["c"][k, adam], window=10))
-        counts[m] = (n, h["c"].shape[0], float(np.nanmean(c < 0)), float(_nanmedian(c)))
+        for k in range(rec.c.shape[0]):
+            n += len(metrics.count_deadlocks(h.step[adam], rec.loss_data[k, adam], rec.loss_phys[k, adam],
+                                             rec.c[k, adam], window=10))
+        counts[m] = (n, rec.c.shape[0], float(np.nanmean(c < 0)), float(_nanmedian(c)))
     axes[0].set_xlabel("cosine c(g_data, g_phys), Adam phase")
     axes[0].legend(fontsize=8)
     axes[1].set_xlabel("step")
@@ -186,18 +195,18 @@ def fig_rq3(summary: list[dict], path: Path, methods) -> None:
     plt.close(fig)
 
 
-def fig_rq4(h: dict, path: Path, kappa: float = 5.0) -> dict:
+def fig_rq4(h: History, path: Path, kappa: float, threshold: float) -> dict:
     """CGGS's lambda and c over training, relaxation (gate closed) and refinement (gate open)
     stretches marked from the gate values themselves."""
-    adam = h["phase"] == 0
-    step = h["step"][adam]
-    c = h["c_mean"][0, adam]
-    s = metrics.gate_from_cosine(c, kappa)
+    rec = h.records
+    adam = h.phase == 0
+    step = h.step[adam]
+    s = np.asarray(gate(rec.c_mean[0, adam], kappa, threshold))
     phases = metrics.gate_phases(step, s)
     fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    for k in range(h["lam"].shape[0]):
-        axes[0].semilogy(step, h["lam"][k, adam], color=COLORS[0], alpha=0.4)
-        axes[1].plot(step, h["c_mean"][k, adam], color=COLORS[1], alpha=0.4)
+    for k in range(rec.lam.shape[0]):
+        axes[0].semilogy(step, rec.lam[k, adam], color=COLORS[0], alpha=0.4)
+        axes[1].plot(step, rec.c_mean[k, adam], color=COLORS[1], alpha=0.4)
     for ax in axes:
         for a, b in phases["relaxation"]:
             ax.axvspan(a, b, color="tab:red", alpha=0.08, lw=0)
@@ -211,20 +220,20 @@ def fig_rq4(h: dict, path: Path, kappa: float = 5.0) -> dict:
     plt.close(fig)
     closed = sum(b - a for a, b in phases["relaxation"])
     return {"phases": phases, "closed_fraction": closed / max(step[-1] - step[0], 1),
-            "lam_final_median": float(_nanmedian(h["lam"][:, adam][:, -1]))}
+            "lam_final_median": float(_nanmedian(rec.lam[:, adam][:, -1]))}
 
 
-def fig_convergence(histories: dict, path: Path) -> dict:
+def fig_convergence(histories: dict[str, History], path: Path) -> dict:
     """min over t <= T of |grad L_data|^2 against T (log-log), Adam phase, median over seeds."""
     fig, ax = plt.subplots(figsize=(6, 4))
     slopes = {}
     for i, m in enumerate(("cggs", "fixed", "magnitude")):
         if m not in histories:
             continue
-        h = histories[m]
-        adam = h["phase"] == 0
-        T = h["step"][adam].astype(float)
-        g2 = np.array([metrics.running_min(h["norm_data"][k, adam] ** 2) for k in range(h["norm_data"].shape[0])])
+        h, norm = histories[m], histories[m].records.norm_data
+        adam = h.phase == 0
+        T = h.step[adam].astype(float)
+        g2 = np.array([metrics.running_min(norm[k, adam] ** 2) for k in range(norm.shape[0])])
         y = np.nanmedian(g2, axis=0)
         slopes[m] = metrics.loglog_slope(T, y)
         ax.loglog(T, y, color=COLORS[i], label=f"{m} (slope {slopes[m]:.2f})")
@@ -240,21 +249,22 @@ def fig_convergence(histories: dict, path: Path) -> dict:
 # ---------------------------------------------------------------- report
 
 
-def write_report(out: Path, preset: Preset, rows: list[dict], summary: list[dict], histories_of, machine: str,
-                 elapsed_s: float, fixed_best: float, sweep: dict) -> None:
+def write_bench_report(out: Path, preset: Preset, rows: list[RunRow], summary: list[dict], histories_of,
+                       machine: str, elapsed_s: float, fixed_best: float, sweep: dict) -> None:
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
     cells = sorted({(s["scenario"], s["noise"], s["n_obs"]) for s in summary})
     methods = [m for m in preset.methods]
     conflict_cell = next((c for c in cells if c[0] == "stiff"), cells[0])
     base_cell = next((c for c in cells if c[0] == "baseline"), cells[0])
-    cid = lambda c: f"{c[0]}_{c[1].replace('%', 'pct')}_n{c[2]}"
-    rq1 = fig_rq1(histories_of(cid(base_cell)), figs / "rq1_conflict.png", preset.record_every)
+    base_histories = histories_of(Cell(*base_cell).id)
+    rq1 = fig_rq1(base_histories, figs / "rq1_conflict.png")
     fig_rq2(summary, figs / "rq2_robustness.png", methods)
     fig_rq3(summary, figs / "rq3_cost.png", methods)
-    rq4 = fig_rq4(histories_of(cid(base_cell))["cggs"], figs / "rq4_curriculum.png") \
-        if "cggs" in histories_of(cid(base_cell)) else None
-    slopes = fig_convergence(histories_of(cid(conflict_cell)), figs / "convergence.png")
+    cggs_cfg = train_config(preset, "cggs")
+    rq4 = fig_rq4(base_histories["cggs"], figs / "rq4_curriculum.png", cggs_cfg.kappa, cggs_cfg.gate_threshold) \
+        if "cggs" in base_histories else None
+    slopes = fig_convergence(histories_of(Cell(*conflict_cell).id), figs / "convergence.png")
 
     L = [f"# Benchmark report: preset `{preset.name}`", "",
          f"Command: `epigate bench --preset {preset.name} --out DIR`. Machine: {machine}. "
@@ -268,7 +278,7 @@ def write_report(out: Path, preset: Preset, rows: list[dict], summary: list[dict
          "a fixed weight equal to CGGS's floor. Errors are against the truth unless marked LSQ (the classical "
          "least-squares fit on the same data, the first row of every table). p-values: paired Wilcoxon "
          "signed-rank test of |error| of cggs against the row's method over seeds (– for cggs itself).", ""]
-    n_div = sum(bool(r.get("diverged")) for r in rows)
+    n_div = sum(r.diverged for r in rows)
     L += [f"Runs: {len(rows)} rows, {n_div} marked diverged (counted in the tables, never dropped silently).", ""]
     L += ["## Who wins each cell (measured)", ""]
     for c in cells:
@@ -309,7 +319,7 @@ def write_report(out: Path, preset: Preset, rows: list[dict], summary: list[dict
                  f"{rq4['phases']['relaxation'][:5]}{'…' if len(rq4['phases']['relaxation']) > 5 else ''}, "
                  f"refinement stretches {rq4['phases']['refinement'][:5]}"
                  f"{'…' if len(rq4['phases']['refinement']) > 5 else ''}. Median final lambda "
-                 f"{rq4['lam_final_median']:.3g} (floor {0.1:g}, ceiling 1).")
+                 f"{rq4['lam_final_median']:.3g} (floor {cggs_cfg.floor:g}, ceiling {cggs_cfg.lam_ref:g}).")
     L += ["", "## Convergence of the data-gradient norm", "", "![convergence](figures/convergence.png)", "",
           f"Scenario {conflict_cell[0]}: fitted log-log slopes of min_(t<=T) |grad L_data|^2 against T: "
           + ", ".join(f"{m} {v:.2f}" for m, v in slopes.items()) + " (O(1/T) means slope <= -1).", ""]

@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from ..models import SEIR, CompartmentalModel
+
 NOISES = {  # name -> (noise model, level)
     "0%": ("none", 0.0),
     "5%": ("gaussian", 0.05),
@@ -18,7 +20,7 @@ NOISES = {  # name -> (noise model, level)
 
 @dataclass(frozen=True)
 class Scenario:
-    """A synthetic SEIR outbreak.
+    """A synthetic outbreak of ``model`` (SEIR unless said otherwise).
 
     ``stiff``: a fast incubation (1 day) and high transmission (R0 = 5 with a 3-day infectious
     period) give a sharp peak on day ~13 of a 40-day window: most of the dynamics happen in a few
@@ -33,6 +35,7 @@ class Scenario:
     observe: tuple[str, ...]
     population: float = 1e5
     initial: dict = field(default_factory=lambda: {"E": 1e-3, "I": 1e-3})
+    model: CompartmentalModel = SEIR
 
 
 SCENARIOS = {
@@ -64,10 +67,15 @@ class Preset:
         return asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of every setting (and the package version): results of different settings never mix."""
+        """Hash of every setting, the training defaults they imply and the package version: results
+        of different settings never mix."""
         from .. import __version__
+        from ..train import config_fields
+        from .runner import train_config
 
-        text = json.dumps({"preset": self.settings(), "version": __version__}, sort_keys=True)
+        training = {m: config_fields(train_config(self, m)) for m in self.methods}
+        text = json.dumps({"preset": self.settings(), "training": training, "version": __version__}, sort_keys=True,
+                          default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -8,11 +8,12 @@ import platform
 import time
 from pathlib import Path
 
-from .analysis import summarise, write_report
+from ..files import atomic_write
+from .analysis import summarise, write_bench_report
 from .executor import Executor, InProcessExecutor
 from .grid import Preset, cells
 from .runner import choose_fixed_weight, run_cell
-from .store import Store, _atomic_write, write_rows
+from .store import Store, write_rows
 
 
 def machine_description() -> str:
@@ -40,7 +41,7 @@ def run_bench(preset: Preset, out: Path, *, executor: Executor | None = None, pr
         else:
             weight, scores = choose_fixed_weight(preset)
             best = {"weight": weight, "scores": {str(k): v for k, v in scores.items()}}
-            _atomic_write(best_path, lambda p: p.write_text(json.dumps(best, indent=2)))
+            atomic_write(best_path, lambda p: p.write_text(json.dumps(best, indent=2)))
     else:
         best = {"weight": 1.0, "scores": {}}
 
@@ -53,9 +54,9 @@ def run_bench(preset: Preset, out: Path, *, executor: Executor | None = None, pr
 
     rows = store.rows()
     summary = summarise(rows)
-    _atomic_write(store.out / "results.csv", lambda p: write_rows(p, rows))
-    _atomic_write(store.out / "summary.csv", lambda p: write_rows(p, summary))
+    atomic_write(store.out / "results.csv", lambda p: write_rows(p, [r.flat() for r in rows]))
+    atomic_write(store.out / "summary.csv", lambda p: write_rows(p, summary))
     elapsed = time.perf_counter() - t_start
-    write_report(store.out, preset, rows, summary, store.histories, machine_description(), elapsed,
+    write_bench_report(store.out, preset, rows, summary, store.histories, machine_description(), elapsed,
                  best["weight"], {float(k): v for k, v in best["scores"].items()})
     return {"rows": len(rows), "cells": total, "elapsed_s": elapsed}

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
+from ..formatting import csv_cell
+from ..train import History, Record
 from .grid import Cell, Preset
+from .runner import RunRow
 
 
 class SettingsMismatch(RuntimeError):
     pass
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are ordinary files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class Store:
@@ -51,36 +40,39 @@ class Store:
                     "use another --out or delete that folder")
         self.cells.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            _atomic_write(path, lambda p: p.write_text(json.dumps(settings, indent=2) + "\n"))
+            atomic_write(path, lambda p: p.write_text(json.dumps(settings, indent=2) + "\n"))
 
     def done(self, cell: Cell) -> bool:
         return (self.cells / f"{cell.id}.csv").exists() and (self.cells / f"{cell.id}.npz").exists()
 
-    def save(self, cell: Cell, rows: list[dict], histories: dict) -> None:
+    def save(self, cell: Cell, rows: list[RunRow], histories: dict[str, History]) -> None:
         def write_npz(p):
-            flat = {f"{m}.{k}": v for m, h in histories.items() for k, v in h.items()}
+            flat = {}
+            for method, h in histories.items():
+                flat.update({f"{method}.step": h.step, f"{method}.phase": h.phase})
+                flat.update({f"{method}.{k}": v for k, v in h.records._asdict().items()})
             with open(p, "wb") as f:
                 np.savez_compressed(f, **flat)
 
-        _atomic_write(self.cells / f"{cell.id}.npz", write_npz)  # npz first: the csv marks the cell done
-        _atomic_write(self.cells / f"{cell.id}.csv", lambda p: write_rows(p, rows))
+        atomic_write(self.cells / f"{cell.id}.npz", write_npz)  # npz first: the csv marks the cell done
+        atomic_write(self.cells / f"{cell.id}.csv", lambda p: write_rows(p, [r.flat() for r in rows]))
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[RunRow]:
         out = []
         for path in sorted(self.cells.glob("*.csv")):
-            out += read_rows(path)
+            with open(path, newline="") as f:
+                out += [RunRow.from_flat(r) for r in csv.DictReader(f)]
         return out
 
-    def histories(self, cell_id: str) -> dict:
+    def histories(self, cell_id: str) -> dict[str, History]:
         data = np.load(self.cells / f"{cell_id}.npz")
-        out: dict = {}
-        for key in data.files:
-            method, name = key.split(".", 1)
-            out.setdefault(method, {})[name] = data[key]
-        return out
+        methods = sorted({key.split(".", 1)[0] for key in data.files})
+        return {m: History(data[f"{m}.step"], data[f"{m}.phase"], Record(*(data[f"{m}.{k}"] for k in Record._fields)))
+                for m in methods}
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
+    """Dicts as CSV rows (the union of their keys as columns); non-finite floats as ``nan``."""
     keys = list(rows[0]) if rows else []
     for r in rows:
         keys += [k for k in r if k not in keys]
@@ -88,29 +80,4 @@ def write_rows(path: Path, rows: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         for r in rows:
-            w.writerow({k: _fmt(r.get(k)) for k in keys})
-
-
-def _fmt(v):
-    if isinstance(v, (float, np.floating)):
-        return "nan" if not math.isfinite(v) else f"{float(v):.8g}"
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    return v
-
-
-def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for k, v in r.items():
-            if k in ("scenario", "noise", "method", "phase"):
-                continue
-            if v in ("True", "False"):
-                r[k] = v == "True"
-            else:
-                try:
-                    r[k] = float(v)
-                except (TypeError, ValueError):
-                    pass
-    return rows
+            w.writerow({k: csv_cell(r.get(k), missing="nan") for k in keys})
