@@ -21,7 +21,8 @@ from epigate.data import demo_observations
 from epigate.fit import fit
 from epigate.models import SEIR
 from epigate.pinn import build_problem
-from epigate.train import TrainConfig, train
+from epigate.config import TrainConfig
+from epigate.train import train
 
 
 def throughput(problem, cfg: TrainConfig, n_networks: int) -> float:

@@ -21,7 +21,7 @@ from epigate.data import demo_observations
 from epigate.fit import fit_batch
 from epigate.models import SEIR
 from epigate.pinn import NetworkConfig
-from epigate.train import TrainConfig
+from epigate.config import TrainConfig
 
 
 def percent(a, b):

@@ -127,7 +127,7 @@ def test_cggs_gate_and_magnitude_values():
 # parallel gradients: test_config_equals_the_sum_when_gradients_align); and descent of the data
 # loss for the methods that promise it.
 
-from epigate.train import TrainConfig, make_strategy  # noqa: E402
+from epigate.config import TrainConfig, make_strategy  # noqa: E402
 
 PROJECTIONS = ("pcgrad", "config")
 PROMISE_DESCENT = ("cggs_literal", "pcgrad", "config")

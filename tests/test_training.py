@@ -8,7 +8,8 @@ from epigate.data import demo_observations
 from epigate.models import SEIR
 from epigate.pinn import build_problem
 from epigate.summary import summarise
-from epigate.train import TrainConfig, TrainingDiverged, train
+from epigate.config import TrainConfig
+from epigate.train import TrainingDiverged, train
 
 SMALL = TrainConfig(method="cggs", adam_steps=2000, refine_steps=2000)
 
@@ -67,3 +68,24 @@ def test_float64_training_stays_inside_its_own_context():
     assert jnp.array(1.0).dtype == jnp.float32  # x64 mode did not leak into the rest of the process
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="float16")
+
+
+def test_a_fit_far_from_least_squares_is_flagged_not_converged(demo_fit):
+    """The same fit, with the PINN's rates replaced by a worse answer (beta halved, the R0 of a
+    stalled run), must be reported as not converged, with the misfit as the reason."""
+    from dataclasses import replace
+
+    from epigate.classical import OdeObjective
+    from epigate.diagnosis import diagnose
+
+    assert diagnose(demo_fit).status == "ok"
+    worse = demo_fit.rates * np.array([0.5, 1.0, 1.0])
+    objective = OdeObjective(demo_fit.model, demo_fit.obs, demo_fit.assumptions)
+    bad = replace(demo_fit, rates=worse, ode_loss=np.array([objective.loss_of(worse[0], demo_fit.rho[0],
+                                                                              demo_fit.u0[0])]))
+    verdict = diagnose(bad)
+    assert verdict.status == "not_converged" and "worse than least squares" in verdict.reasons[0]
+    s = summarise(bad)
+    assert s.status == "not_converged" and s.verdict.startswith("NOT CONVERGED")
+    # the start assumption is visible: least squares with E(0), I(0) estimated is reported beside it
+    assert s.quantity("R0").classical_free_start == pytest.approx(demo_fit.classical_free_start.r0)

@@ -44,24 +44,30 @@ def print_summary(s) -> None:
     from .formatting import number, percent
     from .summary import INTERVAL_LABEL
 
-    table = Table(title=f"{s.model.upper()} estimates ({s.method}, {s.members} network(s))")
+    if s.verdict:
+        console.print(f"[bold red]{s.verdict}[/]")
+    free_start = any(q.classical_free_start is not None for q in s.quantities)
+    table = Table(title=f"{s.model.upper()} estimates ({s.method}, {s.members} network(s)): {s.status}")
     columns = ["quantity", "PINN"] + ([f"{INTERVAL_LABEL} interval"] if s.members > 1 else []) + ["LSQ", "PINN vs LSQ"]
+    columns += ["LSQ free start"] if free_start else []
     columns += ["truth", "PINN vs truth", "LSQ vs truth"] if s.has_truth else []
     for column in columns:
         table.add_column(column)
-    table.caption = (f"LSQ: least-squares ODE fit on the same data; time in {s.data.time_unit}s; peaks of the "
-                     "infectious compartment")
+    table.caption = (f"LSQ: least-squares ODE fit on the same data and start; time in {s.data.time_unit}s; peaks "
+                     "of the infectious compartment" + ("; LSQ free start: least squares that also estimates "
+                                                        "the start (E(0), I(0))" if free_start else ""))
     for q in s.quantities:
         row = [q.label, number(q.pinn.median)]
         if s.members > 1:
             row.append(f"[{number(q.pinn.lo)}, {number(q.pinn.hi)}]")
         row += [number(q.classical), percent(q.vs_classical)]
+        row += [number(q.classical_free_start)] if free_start else []
         if s.has_truth:
             lsq_vs_truth = None if q.classical is None or not q.truth else q.classical / q.truth - 1.0
             row += [number(q.truth), percent(q.vs_truth), percent(lsq_vs_truth)]
         table.add_row(*row)
     Console().print(table)
-    if warning := s.misfit_warning:
+    for warning in s.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     if s.polish:
         console.print("polished (least squares from the PINN estimate): "
@@ -255,7 +261,8 @@ def fit(
     from .data import TIME_UNITS
     from .fit import fit as run_fit
     from .summary import summarise
-    from .train import TrainConfig, TrainingDiverged
+    from .config import TrainConfig
+    from .train import TrainingDiverged
 
     if seeds < 1:
         _fail(f"--seeds must be >= 1, got {seeds}")

@@ -8,7 +8,7 @@ replicates), both in one compiled, vmapped run. Pure orchestration: no printing,
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -19,7 +19,8 @@ from .classical import ClassicalFit, OdeObjective, classical_fit
 from .data import Observations, initial_fractions
 from .models import CompartmentalModel, simulate_numpy
 from .pinn import build_problem, stack_problems
-from .train import ProgressFn, TrainConfig, TrainingDiverged, TrainResult, network_states, train
+from .config import TrainConfig
+from .train import ProgressFn, TrainingDiverged, TrainResult, network_states, train
 
 GRID_POINTS = 401  # points of the fine time grid for trajectories and figures
 PEAK_SEARCH_HORIZONS = 4.0  # the peak is searched up to this many data horizons
@@ -34,9 +35,10 @@ class FitResult:
         rho: (K, k) reporting fractions per member.
         u0: (K, s) initial state of each member (estimated or known), fractions.
         classical: the least-squares fit under the same assumptions.
+        classical_free_start: least squares that also estimates the initial values up to the
+            infectious compartment (E(0), I(0)), when the fit pinned them; it shows how much the
+            assumed start moves the answer (None when the start is estimated, or not asked).
         polish: least squares started from the PINN's median estimate (None unless asked).
-        peaks: (K, 2) peak time and height (people) of the infectious compartment, from the ODE
-            solved with each member's rates and start.
         ode_loss: (K,) data loss of the exact ODE solution with each member's estimates (the
             classical fit's loss definition), for misfit diagnostics.
         t_grid: (G,) fine time grid; ``network_states`` (K, G, s) the networks' fractions on it.
@@ -52,8 +54,8 @@ class FitResult:
     rho: np.ndarray
     u0: np.ndarray
     classical: ClassicalFit
+    classical_free_start: ClassicalFit | None
     polish: ClassicalFit | None
-    peaks: np.ndarray
     ode_loss: np.ndarray
     t_grid: np.ndarray
     network_states: np.ndarray
@@ -107,7 +109,15 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: S
     if result.diverged.all():
         raise TrainingDiverged(f"method {cfg.method}: every ensemble member diverged "
                                f"(first at step {result.diverged_step.min()})")
-    return _assemble(obs, model, cfg, assumptions, list(seeds), result, None, polish, t_start)
+    free_start = None
+    if not assumptions.estimate_initial:  # the start is pinned: show how much that assumption moves the answer
+        pinned = classical_fit(model, obs, assumptions)
+        # started from the pinned-start optimum: one local search instead of four restarts
+        free_start = classical_fit(model, obs, replace(assumptions, estimate_initial=start_compartments(model)),
+                                   start={n: v for n, v in pinned.rates.items() if n not in assumptions.fixed})
+    else:
+        pinned = None
+    return _assemble(obs, model, cfg, assumptions, list(seeds), result, pinned, polish, t_start, free_start)
 
 
 def fit_batch(datasets: Sequence[Observations], model: CompartmentalModel, cfg: TrainConfig,
@@ -128,19 +138,22 @@ def fit_batch(datasets: Sequence[Observations], model: CompartmentalModel, cfg: 
             for k, o in enumerate(datasets)]
 
 
+def start_compartments(model: CompartmentalModel) -> tuple[str, ...]:
+    """The compartments that make up an epidemic's start: every one after S up to the infectious."""
+    return model.states[1:model.state_index(model.infectious) + 1]
+
+
 def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, assumptions: Assumptions,
               seeds: list[int], result: TrainResult, classical: ClassicalFit | None, polish: bool,
-              t_start: float) -> FitResult:
+              t_start: float, classical_free_start: ClassicalFit | None = None) -> FitResult:
     """The classical reference, the ODE checks of every member, and the networks on a fine grid."""
     rates, rho = np.exp(result.log_rates), np.exp(result.log_rho)
     u0s = member_initial_states(model, obs, result.log_u0, assumptions.estimate_initial)
     classical = classical or classical_fit(model, obs, assumptions)
     objective = OdeObjective(model, obs, assumptions)
-    peaks = np.full((len(seeds), 2), np.nan)
     ode_loss = np.full(len(seeds), np.nan)
     for k, p in enumerate(rates):
         if np.all(np.isfinite(p)) and np.all(np.isfinite(u0s[k])):
-            peaks[k] = ode_peak(model, p, u0s[k], obs.horizon, obs.population)
             ode_loss[k] = objective.loss_of(p, rho[k], u0s[k])
     polished = None
     if polish:
@@ -150,6 +163,7 @@ def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, as
     states = network_states(model, cfg, result.theta, t_grid / obs.horizon, np.nan_to_num(u0s))
     states[result.diverged] = np.nan
     return FitResult(model=model, obs=obs, config=cfg, assumptions=assumptions, seeds=seeds, train=result,
-                     rates=rates, rho=rho, u0=u0s, classical=classical, polish=polished, peaks=peaks,
+                     rates=rates, rho=rho, u0=u0s, classical=classical,
+                     classical_free_start=classical_free_start, polish=polished,
                      ode_loss=ode_loss, t_grid=t_grid, network_states=states,
                      runtime_s=time.perf_counter() - t_start)

@@ -21,7 +21,9 @@ def _img(path: Path, alt: str) -> str:
 def estimates_table(s: FitSummary) -> str:
     """One row per reported quantity: PINN median and interval, least squares, their difference,
     and the truth when known."""
+    free_start = any(q.classical_free_start is not None for q in s.quantities)
     head = ["quantity", "PINN (median)", f"{INTERVAL_LABEL} interval", "least squares", "PINN vs LSQ"]
+    head += ["least squares, start estimated"] if free_start else []
     if s.has_truth:
         head += ["truth", "PINN vs truth"]
     rows = []
@@ -29,6 +31,7 @@ def estimates_table(s: FitSummary) -> str:
         row = [html.escape(q.label), number(q.pinn.median, missing=DASH),
                f"[{number(q.pinn.lo, missing=DASH)}, {number(q.pinn.hi, missing=DASH)}]",
                number(q.classical, missing=DASH), percent(q.vs_classical, missing=DASH)]
+        row += [number(q.classical_free_start, missing=DASH)] if free_start else []
         if s.has_truth:
             row += [number(q.truth, missing=DASH), percent(q.vs_truth, missing=DASH)]
         rows.append(row)
@@ -40,9 +43,8 @@ def estimates_table(s: FitSummary) -> str:
 def write_fit_report(s: FitSummary, folder: Path, path: Path) -> None:
     """Write ``path`` from the summary ``s`` and the PNG figures in ``folder``."""
     d, timing = s.data, s.timing
-    warnings = []
-    if warning := s.misfit_warning:
-        warnings.append(html.escape(warning[0].upper() + warning[1:] + "."))
+    warnings = [html.escape(s.verdict)] if s.verdict else []
+    warnings += [html.escape(w[0].upper() + w[1:] + ".") for w in s.warnings]
     if s.diverged_seeds:
         warnings.append(f"Seeds {s.diverged_seeds} diverged and are left out.")
     polish = ""

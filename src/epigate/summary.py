@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .data import initial_fractions
+from .diagnosis import diagnose
 from .fit import FitResult, ode_peak
-from .train import config_fields
+from .config import config_fields
 
 INTERVAL_PERCENTILES = (5.0, 95.0)  # the reported ensemble interval: a 90 % interval
 INTERVAL_LABEL = "90 %"
-MISFIT_WARNING_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Quantity:
     pinn: Spread
     classical: float | None
     truth: float | None = None
+    classical_free_start: float | None = None  # least squares with E(0), I(0) estimated too
 
     @property
     def label(self) -> str:
@@ -96,6 +97,9 @@ class FitSummary:
     model: str
     method: str
     members: int
+    status: str  # "ok" or "not_converged" (diagnosis.py)
+    reasons: list[str]  # why not converged
+    warnings: list[str]  # least-squares estimates at a bound of their search
     quantities: list[Quantity]
     misfit_ratio: float
     adam_phase_rates: dict[str, float]
@@ -117,14 +121,12 @@ class FitSummary:
         raise KeyError(f"no reported quantity {name!r}; have {', '.join(q.name for q in self.quantities)}")
 
     @property
-    def misfit_warning(self) -> str | None:
-        """A warning when the ODE with the PINN's rates fits the data much worse than least squares."""
-        ratio = self.misfit_ratio
-        if ratio is None or not np.isfinite(ratio) or ratio <= MISFIT_WARNING_RATIO:
+    def verdict(self) -> str | None:
+        """What a reader must see first when the PINN has not converged."""
+        if self.status == "ok":
             return None
-        return (f"the ODE solved with the PINN's rates fits the data {ratio:.1f}x worse than least squares: the "
-                "PINN has not found the best fit (trust the least-squares column, or rerun with more steps or "
-                "--polish)")
+        return ("NOT CONVERGED: the PINN's estimates are not an answer; use the least-squares column (LSQ). "
+                "Why: " + "; ".join(self.reasons) + ".")
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -136,52 +138,65 @@ class FitSummary:
 UNIT_PLURAL = {"day": "days", "week": "weeks", "month": "months"}
 
 
+def _values(model, obs, rates, u0, rho, estimate_initial, reporting) -> dict[str, float]:
+    """Every reported quantity of one set of estimates: rates (p,), initial state (s,), reporting (k,)."""
+    rates = np.asarray(rates, dtype=float)
+    out = dict(zip(model.params, rates))
+    for period, rate in model.periods.items():
+        out[period] = 1.0 / out[rate]
+    out["R0"] = float(model.r0(rates))
+    for name in estimate_initial:
+        out[f"initial_{name}"] = float(u0[model.state_index(name)] * obs.population)
+    for j, ch in enumerate(obs.channels):
+        if reporting.get(ch, 1.0) is None:
+            out[f"reporting_{ch}"] = float(rho[j])
+    out["peak_time"], out["peak_size"] = ode_peak(model, rates, u0, obs.horizon, obs.population)
+    return out
+
+
+def _classical_values(result: FitResult, fit) -> dict[str, float]:
+    if fit is None:
+        return {}
+    a, m = result.assumptions, result.model
+    return _values(m, result.obs, [fit.rates[n] for n in m.params], fit.u0, [fit.rho[ch] for ch in result.obs.channels],
+                   a.estimate_initial, a.reporting)
+
+
 def summarise(result: FitResult) -> FitSummary:
     """The summary of one fit."""
-    m, obs = result.model, result.obs
+    m, obs, a = result.model, result.obs, result.assumptions
     unit = obs.time_unit
-    rate_unit, period_unit = f"1/{unit}", UNIT_PLURAL[unit]
-    names = list(m.params)
-    truth_rates = obs.truth["params"] if obs.truth is not None and obs.truth.get("model") == m.name else None
-    c_rates = np.array([result.classical.rates[n] for n in names])
-    true = np.array([truth_rates[n] for n in names]) if truth_rates else None
-
-    quantities = [Quantity(n, rate_unit, Spread.of(result.rates[:, i]), float(c_rates[i]),
-                           float(true[i]) if truth_rates else None) for i, n in enumerate(names)]
-    for period, rate in m.periods.items():
-        i = names.index(rate)
-        quantities.append(Quantity(period, period_unit, Spread.of(1.0 / result.rates[:, i]), float(1.0 / c_rates[i]),
-                                   float(1.0 / true[i]) if truth_rates else None))
-    quantities.append(Quantity("R0", "", Spread.of(result.r0), float(m.r0(c_rates)),
-                               float(m.r0(true)) if truth_rates else None))
-    for name in result.assumptions.estimate_initial:
-        i = m.state_index(name)
-        quantities.append(Quantity(f"initial_{name}", "people", Spread.of(result.u0[:, i] * obs.population),
-                                   float(result.classical.u0[i] * obs.population)))
-    for j, ch in enumerate(obs.channels):
-        if result.assumptions.reporting.get(ch, 1.0) is None:
-            quantities.append(Quantity(f"reporting_{ch}", "", Spread.of(result.rho[:, j]),
-                                       result.classical.rho[ch]))
-    c_peak = ode_peak(m, c_rates, result.classical.u0, obs.horizon, obs.population)
-    t_peak = ode_peak(m, true, initial_fractions(m, obs), obs.horizon, obs.population) if truth_rates else (None, None)
-    quantities.append(Quantity("peak_time", unit, Spread.of(result.peaks[:, 0]), c_peak[0], t_peak[0]))
-    quantities.append(Quantity("peak_size", "people", Spread.of(result.peaks[:, 1]), c_peak[1], t_peak[1]))
-
+    units = {n: f"1/{unit}" for n in m.params} | {p: UNIT_PLURAL[unit] for p in m.periods} | {
+        f"initial_{n}": "people" for n in a.estimate_initial} | {"peak_time": unit, "peak_size": "people"}
+    members = [_values(m, obs, result.rates[k], result.u0[k], result.rho[k], a.estimate_initial, a.reporting)
+               if result.ok[k] and np.all(np.isfinite(result.rates[k])) else {} for k in range(len(result.seeds))]
+    classical = _classical_values(result, result.classical)
+    free_start = _classical_values(result, result.classical_free_start)
+    truth = {}
+    if obs.truth is not None and obs.truth.get("model") == m.name:
+        truth = _values(m, obs, [obs.truth["params"][n] for n in m.params], initial_fractions(m, obs), np.ones(len(
+            obs.channels)), (), {})
+    quantities = [Quantity(name, units.get(name, ""), Spread.of([v.get(name, np.nan) for v in members]), value,
+                           truth.get(name), free_start.get(name)) for name, value in classical.items()]
+    verdict = diagnose(result)
     t = result.train
     return FitSummary(
         model=m.name,
         method=result.config.method,
         members=len(result.seeds),
+        status=verdict.status,
+        reasons=list(verdict.reasons),
+        warnings=list(verdict.warnings),
         quantities=quantities,
         misfit_ratio=result.misfit_ratio,
-        adam_phase_rates={n: Spread.of(np.exp(t.log_rates_adam[:, i])).median for i, n in enumerate(names)},
+        adam_phase_rates={n: Spread.of(np.exp(t.log_rates_adam[:, i])).median for i, n in enumerate(m.params)},
         polish=dict(result.polish.rates, R0=result.polish.r0, loss=result.polish.loss) if result.polish else None,
         seeds=list(result.seeds),
         diverged_seeds=[s for s, d in zip(result.seeds, t.diverged) if d],
-        fixed=dict(result.assumptions.fixed),
-        likelihood=result.assumptions.likelihood,
+        fixed=dict(a.fixed),
+        likelihood=a.likelihood,
         classical_loss=result.classical.loss,
-        has_truth=truth_rates is not None,
+        has_truth=bool(truth),
         timing=Timing(result.runtime_s, t.compile_s, t.train_s, result.classical.runtime_s),
         data=DataInfo(obs.source, obs.population, list(obs.channels), int(len(obs.t)), obs.n_valid, obs.n_missing,
                       unit),

@@ -70,7 +70,7 @@ class Preset:
         """Hash of every setting, the training defaults they imply and the package version: results
         of different settings never mix."""
         from .. import __version__
-        from ..train import config_fields
+        from ..config import config_fields
         from .runner import train_config
 
         training = {m: config_fields(train_config(self, m)) for m in self.methods}

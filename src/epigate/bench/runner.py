@@ -19,7 +19,8 @@ from ..data import Observations, initial_fractions, synthetic_outbreak
 from ..fit import FitResult, fit_batch
 from ..models import simulate_numpy
 from ..pinn import NetworkConfig
-from ..train import History, Record, TrainConfig, network_states
+from ..config import TrainConfig
+from ..train import History, Record, network_states
 from .grid import NOISES, SCENARIOS, Cell, Preset, Scenario
 
 
