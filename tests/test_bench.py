@@ -97,3 +97,39 @@ def test_rows_survive_the_csv_round_trip(tiny_run):
     classical = [r for r in rows if r.method == "classical"]
     assert all(set(r.rate_errors) == {"beta", "sigma", "gamma"} and set(r.l2) == {"S", "E", "I", "R"}
                for r in classical)
+
+
+def test_ray_executor_gives_the_in_process_results(tiny_run, tmp_path):
+    """The tiny preset on a local Ray (2 CPUs), one task per (cell, method): the same rows as the
+    in-process run except for the timings."""
+    try:
+        import ray
+    except ImportError:
+        pytest.fail("Ray is missing: it is part of the test extra, pip install -e '.[test]'")
+    from epigate.bench.executor import RayExecutor
+
+    out = tmp_path / "ray"
+    try:
+        run_bench(PRESETS["tiny"], out, executor=RayExecutor(num_cpus=2))
+    finally:
+        ray.shutdown()
+    timing = {"wall_s", "time_per_step_ms"}
+    ours, theirs = Store(out, PRESETS["tiny"]).rows(), Store(tiny_run, PRESETS["tiny"]).rows()
+    assert len(ours) == len(theirs) > 0
+    for a, b in zip(ours, theirs):
+        fa, fb = a.flat(), b.flat()
+        for key in fa.keys() - timing:
+            same = fa[key] == fb[key] or (isinstance(fa[key], float) and np.isnan(fa[key]) and np.isnan(fb[key]))
+            assert same, f"{a.method} seed {a.seed} {a.phase}: {key} {fa[key]} (ray) vs {fb[key]} (in process)"
+
+
+def test_fingerprint_covers_the_training_settings(monkeypatch):
+    """A changed training default (here the gate's sharpness) changes the fingerprint, so a resumed
+    run refuses to mix results of the old and new settings."""
+    from epigate.bench import runner
+
+    preset = PRESETS["tiny"]
+    before = preset.fingerprint()
+    original = runner.train_config
+    monkeypatch.setattr(runner, "train_config", lambda p, m, w=None: replace(original(p, m, w), kappa=7.0))
+    assert preset.fingerprint() != before

@@ -315,14 +315,26 @@ def fit(
 def bench(
     preset: str = typer.Option("quick", help="quick (minutes on 2 cores), full (the whole grid) or tiny (a smoke test)."),
     out: Path = typer.Option(..., "--out", help="Folder for results.csv, summary.csv, figures/, report.md."),
+    executor: str = typer.Option("inprocess", help="inprocess, or ray: one Ray task per (cell, method)."),
+    address: Optional[str] = typer.Option(None, help="With --executor ray: a running cluster's address "
+                                                     "(default: start a local Ray)."),
 ):
     """Benchmark CGGS against the baselines and the classical fit (resumable: rerun to continue)."""
+    from .bench.executor import EXECUTORS, InProcessExecutor, RayExecutor
     from .bench.grid import PRESETS
     from .bench.run import run_bench
     from .bench.store import SettingsMismatch
 
     if preset not in PRESETS:
         _fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if executor not in EXECUTORS:
+        _fail(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        _fail("--address applies to --executor ray")
+    try:
+        runner_ = RayExecutor(address) if executor == "ray" else InProcessExecutor()
+    except (RuntimeError, ConnectionError, ValueError) as e:
+        _fail(f"--executor ray: {e}")
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     task = {}
@@ -334,7 +346,7 @@ def bench(
 
     try:
         with bar:
-            info = run_bench(PRESETS[preset], out, progress=update)
+            info = run_bench(PRESETS[preset], out, executor=runner_, progress=update)
     except SettingsMismatch as e:
         _fail(str(e))
     console.print(f"wrote {out}/: results.csv ({info['rows']} rows), summary.csv, figures/, report.md "

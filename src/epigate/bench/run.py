@@ -12,7 +12,7 @@ from ..files import atomic_write
 from .analysis import summarise, write_bench_report
 from .executor import Executor, InProcessExecutor
 from .grid import Preset, cells
-from .runner import choose_fixed_weight, run_cell
+from .runner import choose_fixed_weight
 from .store import Store, write_rows
 
 
@@ -46,7 +46,7 @@ def run_bench(preset: Preset, out: Path, *, executor: Executor | None = None, pr
         best = {"weight": 1.0, "scores": {}}
 
     executor = executor or InProcessExecutor()
-    for cell, (rows, histories) in executor.map(lambda c: run_cell(c, preset, best["weight"]), todo):
+    for cell, rows, histories in executor.run(todo, preset, best["weight"]):
         store.save(cell, rows, histories)
         done += 1
         if progress:

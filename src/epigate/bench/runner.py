@@ -132,33 +132,56 @@ class _Truth:
                       l2=metrics.trajectory_rel_l2(states, self.states, self.model.states))
 
 
-def run_cell(cell: Cell, preset: Preset, fixed_best: float) -> tuple[list[RunRow], dict[str, History]]:
-    """Train every method on the cell; return one row per (method, seed, phase) plus the
-    classical fit's rows, and the training histories (for the figures) keyed by method."""
+@dataclass
+class CellReference:
+    """A cell's data sets and least-squares fits (shared by every method), and its classical rows."""
+
+    cell: Cell
+    datasets: list[Observations]
+    fits: list[ClassicalFit]
+    rows: list[RunRow]
+
+
+def cell_reference(cell: Cell, preset: Preset) -> CellReference:
+    """The cell's noise replicates and least squares on each: the reference for every method."""
     sc = SCENARIOS[cell.scenario]
-    seeds = list(range(preset.seeds))
-    datasets = cell_data(cell, seeds)
+    datasets = cell_data(cell, range(preset.seeds))
     truth = _Truth(sc, datasets[0])
     base = {"scenario": cell.scenario, "noise": cell.noise, "n_obs": cell.n_obs}
-    rows, histories = [], {}
-
-    references: list[ClassicalFit] = []
-    for k, o in enumerate(datasets):  # the reference: least squares on the same data
+    fits, rows = [], []
+    for k, o in enumerate(datasets):
         t0 = time.perf_counter()
         c = classical_fit(sc.model, o)
-        references.append(c)
+        fits.append(c)
         rates = np.array([c.rates[n] for n in sc.model.params])
         rows.append(truth.row(dict(base, method="classical", seed=k, phase="final"), rates,
                               simulate_numpy(sc.model, rates, truth.u0, truth.grid), c.r0, diverged=False,
                               wall_s=time.perf_counter() - t0, time_per_step_ms=np.nan, steps_to_5pct=np.nan,
                               weight=np.nan, misfit_ratio=1.0))
+    return CellReference(cell, datasets, fits, rows)
 
+
+def run_method(reference: CellReference, preset: Preset, method: str, fixed_best: float) -> tuple[list[RunRow], History]:
+    """Train one method on every seed of a cell (together), against the cell's reference."""
+    cell = reference.cell
+    sc = SCENARIOS[cell.scenario]
+    truth = _Truth(sc, reference.datasets[0])
+    base = {"scenario": cell.scenario, "noise": cell.noise, "n_obs": cell.n_obs}
+    seeds = list(range(preset.seeds))
+    cfg = train_config(preset, method, fixed_best if method == "fixed_best" else None)
+    fits = fit_batch(reference.datasets, sc.model, cfg, seeds, references=reference.fits)
+    rows = [row for fit in fits for row in _method_rows(fit, truth, base, method, cfg, len(seeds))]
+    return rows, _stack_histories(fits)
+
+
+def run_cell(cell: Cell, preset: Preset, fixed_best: float) -> tuple[list[RunRow], dict[str, History]]:
+    """Train every method on the cell; return one row per (method, seed, phase) plus the
+    classical fit's rows, and the training histories (for the figures) keyed by method."""
+    reference = cell_reference(cell, preset)
+    rows, histories = list(reference.rows), {}
     for method in preset.methods:
-        cfg = train_config(preset, method, fixed_best if method == "fixed_best" else None)
-        fits = fit_batch(datasets, sc.model, cfg, seeds, references=references)
-        histories[method] = _stack_histories(fits)
-        for fit in fits:
-            rows += _method_rows(fit, truth, base, method, cfg, len(seeds))
+        method_rows, histories[method] = run_method(reference, preset, method, fixed_best)
+        rows += method_rows
     return rows, histories
 
 
