@@ -63,8 +63,7 @@ def print_summary(s) -> None:
         row += [number(q.classical), percent(q.vs_classical)]
         row += [number(q.classical_free_start)] if free_start else []
         if s.has_truth:
-            lsq_vs_truth = None if q.classical is None or not q.truth else q.classical / q.truth - 1.0
-            row += [number(q.truth), percent(q.vs_truth), percent(lsq_vs_truth)]
+            row += [number(q.truth), percent(q.vs_truth), percent(q.classical_vs_truth)]
         table.add_row(*row)
     Console().print(table)
     for warning in s.warnings:

@@ -109,15 +109,13 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: S
     if result.diverged.all():
         raise TrainingDiverged(f"method {cfg.method}: every ensemble member diverged "
                                f"(first at step {result.diverged_step.min()})")
+    classical = classical_fit(model, obs, assumptions)
     free_start = None
     if not assumptions.estimate_initial:  # the start is pinned: show how much that assumption moves the answer
-        pinned = classical_fit(model, obs, assumptions)
         # started from the pinned-start optimum: one local search instead of four restarts
         free_start = classical_fit(model, obs, replace(assumptions, estimate_initial=start_compartments(model)),
-                                   start={n: v for n, v in pinned.rates.items() if n not in assumptions.fixed})
-    else:
-        pinned = None
-    return _assemble(obs, model, cfg, assumptions, list(seeds), result, pinned, polish, t_start, free_start)
+                                   start={n: v for n, v in classical.rates.items() if n not in assumptions.fixed})
+    return _assemble(obs, model, cfg, assumptions, list(seeds), result, classical, polish, t_start, free_start)
 
 
 def fit_batch(datasets: Sequence[Observations], model: CompartmentalModel, cfg: TrainConfig,

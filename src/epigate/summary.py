@@ -64,6 +64,10 @@ class Quantity:
     def vs_truth(self) -> float | None:
         return _relative(self.pinn.median, self.truth)
 
+    @property
+    def classical_vs_truth(self) -> float | None:
+        return _relative(self.classical, self.truth)
+
 
 def _relative(a, b) -> float | None:
     if a is None or b is None or not np.isfinite(a) or not np.isfinite(b) or b == 0:
