@@ -1,36 +1,112 @@
-"""The closed-form (variable-projection) rates of pinn.optimal_log_rates."""
+"""The log-ratio representation and the closed-form (variable-projection) rates of pinn.py, checked
+against exact ODE solutions of every model."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from epigate.data import demo_observations
-from epigate.models import SEIR, simulate_numpy
 from epigate.assumptions import Assumptions
-from epigate.pinn import build_problem, optimal_log_rates
+from epigate.data import demo_observations, synthetic_outbreak
+from epigate.models import SEIR, SEIRD, SIR, simulate_numpy
+from epigate.pinn import (Layout, build_problem, early_growth_rate, make_network, NetworkConfig, optimal_rates,
+                          residual_system)
 
-TRUTH = np.array([0.5, 0.2, 0.1])  # beta, sigma, gamma of the demo
+RATES = {"sir": np.array([0.5, 0.2]), "seir": np.array([0.5, 0.2, 0.1]), "seird": np.array([0.5, 0.2, 0.1, 0.02])}
+MODELS = (SIR, SEIR, SEIRD)
 
 
-def exact_trajectory(problem):
-    """States and exact tau-derivatives of the ODE solution at the collocation points."""
+def exact_representation(model, rates, u0, tau, T):
+    """The representation (x, q.., c, d..) of the exact solution, and its tau-derivative."""
+    u = simulate_numpy(model, rates, u0, tau * T)
+    du = T * np.stack(model.rhs(u.T, rates), axis=1)
+    lay = Layout.of(model)
+    i = lay.infectious
+    after = list(range(i, model.n_states))
+    C, dC = u[:, after].sum(1) - u0[after].sum(), du[:, after].sum(1)
+    I, dI = u[:, i], du[:, i]
+    ratio = lambda a, da: (a / I, da / I - a * dI / I ** 2)
+    cols = [(np.log(I), dI / I)] + [ratio(u[:, j], du[:, j]) for j in lay.before] + [ratio(C, dC)]
+    cols += [ratio(u[:, j] - u0[j], du[:, j]) for j in lay.after]
+    v, dv = (np.stack(x, axis=1) for x in zip(*cols))
+    return u, v, dv
+
+
+def problem_for(model, seed_fraction=1e-3, fixed=None):
+    obs = synthetic_outbreak(model, dict(zip(model.params, RATES[model.name])), population=1e5, horizon=100,
+                             observe=("I",), n_obs=20, noise_level=0.0, initial={"I": seed_fraction})
+    return build_problem(model, obs, Assumptions(fixed=fixed or {}), n_colloc=64)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+def test_compartments_of_the_exact_representation_are_the_exact_states(model):
+    problem = problem_for(model)
     a = problem.arrays
-    T = float(a.horizon)
-    u = simulate_numpy(SEIR, TRUTH, np.asarray(a.u0, float), np.asarray(a.tau_colloc, float) * T)
-    du = T * np.stack(SEIR.rhs(u.T, TRUTH), axis=1)
-    return jnp.asarray(u, jnp.float32), jnp.asarray(du, jnp.float32)
+    u, v, _ = exact_representation(model, RATES[model.name], a.u0, a.tau_colloc, float(a.horizon))
+    with jax.enable_x64(True):
+        states, _ = Layout.of(model).compartments(jnp.asarray(v), jnp.asarray(a.u0))
+    np.testing.assert_allclose(np.asarray(states), u, atol=1e-10)
 
 
-def test_rates_of_an_exact_solution_are_the_true_rates():
-    problem = build_problem(SEIR, demo_observations(0), n_colloc=64)
-    u, du = exact_trajectory(problem)
-    rates = np.exp(np.asarray(optimal_log_rates(problem.spec, u, du, problem.arrays)))
-    np.testing.assert_allclose(rates, TRUTH, rtol=1e-3)
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@pytest.mark.parametrize("seed_fraction", [1e-7, 1e-2])
+def test_the_exact_solution_has_zero_residual_and_gives_back_its_rates(model, seed_fraction):
+    problem = problem_for(model, seed_fraction)
+    a, spec = problem.arrays, problem.spec
+    truth = RATES[model.name]
+    _, v, dv = exact_representation(model, truth, a.u0, a.tau_colloc, float(a.horizon))
+    with jax.enable_x64(True):
+        A, b = residual_system(spec, Layout.of(model), jnp.asarray(v), jnp.asarray(dv), jnp.asarray(a.u0),
+                               float(a.horizon))
+        residual = np.asarray(b - A @ truth)
+        rates = np.asarray(optimal_rates(spec, A, b, jnp.asarray(a.rates_guess)))
+    # b is O(T x rate) ~ 10: the ODE solver's tolerance leaves ~1e-6
+    assert np.max(np.abs(residual)) < 1e-5 * max(1.0, np.max(np.abs(np.asarray(b))))
+    np.testing.assert_allclose(rates, truth, rtol=1e-4)
 
 
 def test_fixed_rates_keep_their_value_and_the_others_are_solved_for():
-    problem = build_problem(SEIR, demo_observations(0), Assumptions(fixed={"sigma": 0.25}), n_colloc=64)
-    u, du = exact_trajectory(problem)  # generated with sigma 0.2: the free rates must compensate
-    rates = np.exp(np.asarray(optimal_log_rates(problem.spec, u, du, problem.arrays)))
-    assert rates[1] == pytest.approx(0.25, rel=1e-6)
-    assert np.all(np.isfinite(rates)) and not np.allclose(rates[[0, 2]], TRUTH[[0, 2]], rtol=1e-3)
+    problem = problem_for(SEIR, fixed={"sigma": 0.25})
+    a, spec = problem.arrays, problem.spec
+    _, v, dv = exact_representation(SEIR, RATES["seir"], a.u0, a.tau_colloc, float(a.horizon))
+    with jax.enable_x64(True):
+        A, b = residual_system(spec, Layout.of(SEIR), jnp.asarray(v), jnp.asarray(dv), jnp.asarray(a.u0),
+                               float(a.horizon))
+        rates = np.asarray(optimal_rates(spec, A, b, jnp.asarray(a.rates_guess)))
+    assert rates[1] == pytest.approx(0.25, rel=1e-12)
+    # generated with sigma 0.2: the free rates compensate, and cannot be the truth
+    assert np.all(np.isfinite(rates)) and not np.allclose(rates[[0, 2]], RATES["seir"][[0, 2]], rtol=1e-3)
+
+
+def test_a_new_network_is_exponential_growth_from_the_initial_state():
+    """Zero last layer: x = log I0 + g tau (below the soft cap at I = 1), q from q0, c = d = 0 at tau = 0."""
+    problem = build_problem(SEIR, demo_observations(0), n_colloc=64)
+    u0 = problem.arrays.u0
+    net = make_network(SEIR, NetworkConfig(width=8, depth=1))
+    theta = net.init(jax.random.PRNGKey(0), 2.0)
+    tau = jnp.linspace(0.0, 1.0, 5)
+    v = np.asarray(net.represent(theta, tau, jnp.asarray(u0, jnp.float32)))
+    x_expected = -np.log1p(np.exp(-(np.log(u0[2]) + 2.0 * np.asarray(tau))))
+    np.testing.assert_allclose(v[:, 0], x_expected, rtol=1e-5)
+    # zero outputs: q = q0 + 2 tau softplus(0), from E0 / I0
+    np.testing.assert_allclose(v[:, 1], u0[1] / u0[2] + 2 * np.log(2) * np.asarray(tau), rtol=1e-5)
+    np.testing.assert_allclose(v[0, 2], 0.0, atol=1e-7)
+    states = np.asarray(net.states(theta, tau, jnp.asarray(u0, jnp.float32)))
+    np.testing.assert_allclose(states.sum(axis=1), 1.0, atol=1e-6)  # conservation by construction
+    np.testing.assert_allclose(states[0], u0, atol=1e-6)
+
+
+def test_early_growth_rate_is_the_dominant_eigenvalue():
+    beta, sigma, gamma = RATES["seir"]
+    u0 = np.array([1 - 1e-6, 0.0, 1e-6, 0.0])
+    expected = 0.5 * (-(sigma + gamma) + np.sqrt((sigma - gamma) ** 2 + 4 * sigma * beta * u0[0]))
+    assert early_growth_rate(SEIR, RATES["seir"], u0) == pytest.approx(expected, rel=1e-9)
+    assert early_growth_rate(SIR, RATES["sir"], np.array([0.9, 0.1, 0.0])) == pytest.approx(0.5 * 0.9 - 0.2)
+
+
+def test_a_zero_infectious_start_is_refused_with_the_option_to_use():
+    obs = synthetic_outbreak(SEIR, dict(zip(SEIR.params, RATES["seir"])), population=1e5, horizon=50,
+                             observe=("I",), n_obs=10, noise_level=0.0, initial={"E": 1e-4, "I": 1e-5})
+    obs = type(obs)(**{**obs.__dict__, "initial": {"E": 1e-4}})
+    with pytest.raises(ValueError, match="--initial I="):
+        build_problem(SEIR, obs)

@@ -241,10 +241,13 @@ def fit(
                                                  "incidence=estimate (default: all cases reported)."),
     model: Optional[str] = typer.Option(None, help="sir, seir or seird (default seir, or the dataset's own)."),
     method: str = typer.Option("cggs", help="Balancing method of the first-order phase."),
-    steps: int = typer.Option(None, help="First-order (Adam) steps (default 6000)."),
-    refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations (default 6000)."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate."),
-    lam_ref: float = typer.Option(None, help="Reference physics weight (see docs/method.md)."),
+    pretrain_steps: int = typer.Option(None, help="Physics-only Adam steps before the data (default 1000)."),
+    steps: int = typer.Option(None, help="First-order (Adam) steps, the balancing method's phase (default 3000)."),
+    refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations in all (default 12000)."),
+    refine_rounds: int = typer.Option(None, help="Augmented-Lagrangian rounds the refinement is split into "
+                                                 "(default 8)."),
+    lr: float = typer.Option(None, help="Adam's initial learning rate (default 2e-3)."),
+    lam_ref: float = typer.Option(None, help="Reference physics weight (default 0.01; see docs/method.md)."),
     precision: str = typer.Option("float64", help="float64 (refines further; about 2x slower) or float32."),
     seed: int = typer.Option(0, help="Seed of the (first) network and of the demo's noise."),
     seeds: int = typer.Option(1, help="Train this many networks at once (vmap) and report the spread."),
@@ -270,12 +273,9 @@ def fit(
     if sum([demo, dataset is not None, csv_path is not None]) != 1:
         _fail("give exactly one of: a CSV file, --dataset NAME, or --demo")
     try:
-        defaults = TrainConfig()
-        cfg = TrainConfig(method=method,
-                          adam_steps=defaults.adam_steps if steps is None else steps,
-                          refine_steps=defaults.refine_steps if refine_steps is None else refine_steps,
-                          learning_rate=lr, lam_ref=defaults.lam_ref if lam_ref is None else lam_ref,
-                          precision=precision)
+        given = {"pretrain_steps": pretrain_steps, "adam_steps": steps, "refine_steps": refine_steps,
+                 "refine_rounds": refine_rounds, "learning_rate": lr, "lam_ref": lam_ref}
+        cfg = TrainConfig(method=method, precision=precision, **{k: v for k, v in given.items() if v is not None})
         model_ = _choose_model(model, dataset)
         known_initial, estimate_initial = _split_initial(initial)
         assumptions = Assumptions(fixed=_fixed_rates(model_, fix, time_unit), reporting=_reporting(reporting),

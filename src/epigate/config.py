@@ -19,50 +19,72 @@ class TrainConfig:
 
     Attributes:
         method: balancing strategy for the first-order phase (see ``balancing.METHODS``).
-        adam_steps: first-order steps.
-        refine_steps: L-BFGS iterations of the refinement phase (0 skips it).
-        learning_rate: Adam's step size.
-        lam_ref: reference physics weight: the refinement weight, the weight of ``fixed``,
-            ``pcgrad``, ``config`` and ``gate_only``, and the ceiling of ``cggs``/``magnitude``.
+        pretrain_steps: Adam steps on the physics alone at the guess rates, before any data.
+        adam_steps: first-order steps (the balancing strategy's phase).
+        refine_steps: L-BFGS iterations of the refinement phase in all (0 skips it), split
+            evenly over ``refine_rounds`` augmented-Lagrangian rounds.
+        refine_rounds: augmented-Lagrangian rounds; round r weighs the physics
+            ``min(1, lam_ref 10^(r // 2))``.
+        learning_rate: Adam's initial step size (cosine decay over each Adam phase).
+        lam_ref: reference physics weight: the weight of ``fixed``, ``pcgrad``, ``config`` and
+            ``gate_only``, the ceiling of ``cggs``/``magnitude``, and the first refinement weight.
+        physics_ramp: in the first-order phase the physics gradient is multiplied by a factor
+            rising geometrically from ``physics_ramp`` to 1 (continuation from the data towards
+            the ODE), for every method alike.
         floor_ratio: floor of ``cggs``/``magnitude`` and the ``floor`` control, times lam_ref.
-        fixed_weight: overrides lam_ref as the weight of the ``fixed`` method (e.g. 1.0).
+        fixed_weight: overrides lam_ref as the weight of the ``fixed`` method.
         kappa, gate_threshold: sharpness and threshold of the CGGS gate sigmoid(kappa (c - threshold)).
         alpha: EMA factor of adaptive weights (1 = instantaneous).
-        record_every: steps between history records (must divide both step counts).
+        record_every: steps between history records (must divide every phase's step count).
         lbfgs_memory: number of past updates L-BFGS keeps for its curvature estimate.
-        precision: ``float32`` (fast) or ``float64`` (JAX's x64 mode for this training only:
-            about 2x slower, and L-BFGS can refine further before it stalls).
+        precision: ``float64`` (JAX's x64 mode for this training only; the default: L-BFGS
+            refines to the least-squares optimum) or ``float32`` (about 2x faster).
     """
 
     method: str = "cggs"
-    adam_steps: int = 6000
-    refine_steps: int = 6000
-    learning_rate: float = 1e-3
-    lam_ref: float = 1.0
+    pretrain_steps: int = 1000
+    adam_steps: int = 3000
+    refine_steps: int = 12000
+    refine_rounds: int = 8
+    learning_rate: float = 2e-3
+    lam_ref: float = 0.01
+    physics_ramp: float = 0.01
     floor_ratio: float = 0.1
     fixed_weight: float | None = None
     kappa: float = 5.0
     gate_threshold: float = 0.0
     alpha: float = 0.1
     record_every: int = 50
-    lbfgs_memory: int = 10
-    precision: str = "float32"
+    lbfgs_memory: int = 20
+    precision: str = "float64"
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def __post_init__(self):
         if self.method not in balancing.METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(balancing.METHODS)}")
-        if self.adam_steps < 0 or self.refine_steps < 0 or self.adam_steps + self.refine_steps == 0:
-            raise ValueError(f"step counts must be >= 0 and not both 0, got {self.adam_steps}, {self.refine_steps}")
-        if self.record_every < 1:
-            raise ValueError("record_every must be >= 1")
-        for name in ("adam_steps", "refine_steps"):
+        steps = (self.pretrain_steps, self.adam_steps, self.refine_steps)
+        if min(steps) < 0 or self.adam_steps + self.refine_steps == 0:
+            raise ValueError(f"step counts must be >= 0 and adam + refine > 0, got {steps}")
+        if self.record_every < 1 or self.refine_rounds < 1:
+            raise ValueError("record_every and refine_rounds must be >= 1")
+        for name in ("pretrain_steps", "adam_steps"):
             if getattr(self, name) % self.record_every:
-                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of record_every ({self.record_every})")
+                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of record_every "
+                                 f"({self.record_every})")
+        unit = self.refine_rounds * self.record_every
+        if self.refine_steps % unit:
+            raise ValueError(f"refine_steps ({self.refine_steps}) must be a multiple of refine_rounds x record_every "
+                             f"({self.refine_rounds} x {self.record_every} = {unit})")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be float32 or float64, got {self.precision!r}")
         if not self.learning_rate > 0 or not self.lam_ref > 0 or not 0 < self.alpha <= 1:
             raise ValueError("learning_rate and lam_ref must be > 0 and alpha in (0, 1]")
+        if not 0 < self.physics_ramp <= 1:
+            raise ValueError(f"physics_ramp must be in (0, 1], got {self.physics_ramp}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.pretrain_steps + self.adam_steps + self.refine_steps
 
     @property
     def floor(self) -> float:

@@ -2,13 +2,19 @@
 
 A fit is ``not_converged`` when any of these holds (each adds a reason):
 
-- the ODE solved with the PINN's estimates (rates and start) fits the data more than
-  ``MISFIT_LIMIT`` times worse than least squares under the same assumptions;
+- the data reject the PINN's estimates against least squares under the same assumptions: the
+  likelihood-ratio statistic of the ODE solved with the PINN's rates and start, against the
+  least-squares optimum, exceeds ``LR_LIMIT`` (the 95 % point of chi-square with 1 degree of
+  freedom). Below it, every number the PINN reports lies inside least squares' 95 %
+  profile-likelihood interval of that number; above it, at least one does not. The statistic is
+  the deviance difference for counts, and n log(L_pinn / L_lsq) for the squared error (gaussian
+  noise of unknown scale) over n observed values;
 - a free rate sits at the floor of the PINN's search (``pinn.RATE_FLOOR``);
 - a compartment of the network's trajectory goes below zero by more than half a person.
 
-Least squares' own estimates at a bound of their search are flagged too, as warnings: the
-reference itself is then not an interior optimum.
+Warnings: least squares' own estimates at a bound of their search (the reference itself is then
+not an interior optimum), and an ``ok`` fit whose R0 differs from least squares' by more than
+``LOOSE_R0`` although the data cannot tell the two apart (R0 is then only loosely pinned).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from .classical import LOG_RATE_BOUNDS, LOG_RHO_BOUNDS, ClassicalFit
 from .fit import FitResult
 from .pinn import RATE_FLOOR
 
-MISFIT_LIMIT = 1.5  # ODE misfit of the PINN's estimates over least squares' loss
+LR_LIMIT = 3.841  # chi-square(1) 95 % point: the likelihood-ratio statistic above which the data reject the PINN
+LOOSE_R0 = 0.05  # an ok fit whose R0 differs from least squares' by more than this gets a warning
 NEGATIVE_PEOPLE = 0.5  # a compartment below minus this many people is not a trajectory
 BOUND_RTOL = 1e-3  # an estimate within this relative distance of a bound is at the bound
 
@@ -40,12 +47,32 @@ class Verdict:
         return self.status == "ok"
 
 
+def likelihood_ratio(result: FitResult) -> float:
+    """The likelihood-ratio statistic of the PINN's estimates (median member's ODE misfit) against
+    least squares: >= 0, about chi-square(1) distributed when the PINN is at least squares'
+    optimum along one direction, infinite when it cannot be computed."""
+    n = int(np.isfinite(result.obs.values).sum())
+    pinn, lsq = np.nanmedian(result.ode_loss) if result.ok.any() else np.nan, result.classical.loss
+    with np.errstate(all="ignore"):
+        if result.assumptions.likelihood == "squared":
+            stat = n * np.log(pinn / max(lsq, 1e-300))
+        else:  # the losses are mean deviances
+            stat = n * (pinn - lsq)
+    return float(max(stat, 0.0)) if np.isfinite(stat) else np.inf
+
+
 def diagnose(result: FitResult) -> Verdict:
-    reasons = []
-    ratio = result.misfit_ratio
-    if not np.isfinite(ratio) or ratio > MISFIT_LIMIT:
-        reasons.append(f"the ODE solved with the PINN's estimates fits the data {ratio:.3g}x worse than least "
-                       f"squares (limit {MISFIT_LIMIT:g}x)")
+    reasons, warnings = [], []
+    ratio, stat = result.misfit_ratio, likelihood_ratio(result)
+    if not stat <= LR_LIMIT:
+        reasons.append(f"the data reject the PINN's estimates against least squares (likelihood ratio {stat:.3g} > "
+                       f"{LR_LIMIT:g}; the ODE with the PINN's estimates fits {ratio:.3g}x worse)")
+    else:
+        r0_gap = float(np.nanmedian(result.r0) / result.classical.r0 - 1)
+        if abs(r0_gap) > LOOSE_R0:
+            warnings.append(f"the PINN's R0 differs from least squares' by {100 * r0_gap:+.1f} % although the data "
+                            f"cannot tell them apart (likelihood ratio {stat:.2g} <= {LR_LIMIT:g}): these data pin "
+                            f"R0 only loosely")
     model, ok = result.model, result.ok
     for i, name in enumerate(model.params):
         if name in result.assumptions.fixed:
@@ -60,7 +87,7 @@ def diagnose(result: FitResult) -> Verdict:
         if lowest < -NEGATIVE_PEOPLE:
             reasons.append(f"the network's {state} falls to {lowest:.3g} people")
     status = "not_converged" if reasons else "ok"
-    return Verdict(status, tuple(reasons), tuple(classical_bound_warnings(result.classical, result)))
+    return Verdict(status, tuple(reasons), tuple(warnings + classical_bound_warnings(result.classical, result)))
 
 
 def classical_bound_warnings(fit: ClassicalFit, result: FitResult) -> list[str]:

@@ -1,25 +1,38 @@
-"""The physics-informed network and its losses.
+"""The physics-informed network and its losses, in the log-ratio formulation.
 
-The network maps scaled time tau = t / T in [0, 1] to the model's compartments as population
-fractions. Its output layer builds the initial condition and positivity in:
+An outbreak that starts from one case in a million grows over six orders of magnitude; a network
+that outputs the compartments (or their logarithms) directly has to resolve all of them at once,
+and fails (docs/method.md, "The PINN"). The network here outputs quantities that stay O(1) for any
+seed size instead, an exact rewrite of the model (I the infectious compartment, C(t) the
+cumulative entries into I since t = 0):
 
-    log u_i(tau) = log u0_i + tau * NN_i(tau)      for S and every compartment up to I
-    R (+ D)      = 1 - sum of the above               (conservation by construction)
+    x   = log I
+    q_j = E_j / I                  for each compartment E_j between S and I (SEIR's E)
+    c   = C / I
+    d_j = (D_j - D_j(0)) / I       for each compartment after R (SEIRD's D)
 
-(with SEIRD's removed share split between R and D by a sigmoid of a further output). Because
-positivity of S .. I and conservation hold exactly, no initial-condition loss is needed (see
-docs/method.md, "The PINN").
+and every compartment follows from them: I = e^x, E_j = q_j I, D_j = D_j(0) + d_j I,
+R = R(0) + C - (I - I(0)) - sum_j (D_j - D_j(0)), S = 1 - the rest. Conservation holds exactly;
+the output layer (:func:`make_network`) builds the initial condition in and keeps x <= 0 and
+q, c, d >= 0, so I, E and D are positive; S and R are positive whenever the residual is small.
 
-Losses, all in scaled units so both start O(1):
+Losses, in scaled units so that both start O(1):
 
-- ``L_data``: mean squared error of the observed quantities, each channel divided by its largest
-  observed value (so every channel lies in [0, 1]).
-- ``L_phys``: mean squared residual ``du/dtau - T f(u; rates)`` over collocation points and
-  compartments, in population fractions, du/dtau by forward-mode autodiff.
+- ``L_data``: the likelihood's misfit of the observed quantities, the same objective as least
+  squares' (each channel divided by its largest observed value; count deviances divided by the
+  largest count, one constant, so that they are on the scale of a squared error).
+- ``L_phys``: mean squared residual of the rewritten ODE, rows ``dv/dtau - T g(v; rates)`` for
+  each representation variable v, the c and d rows divided by (1 + v) so that no row dominates
+  once c grows; dv/dtau by one forward-mode ``jax.jvp``.
 
-Trainable: the flat network weights ``theta`` (shape (P,)) and ``phi = (log rates, log reporting
-fractions, log initial fractions)``. Entries of phi marked fixed are replaced by their known values, so they get no
-gradient.
+Every model's right-hand side is linear in its rates, so the residual is too:
+``r = b - A p``. The rates are never trained: for the current network they are the closed-form
+minimiser of the (augmented) physics loss (:func:`optimal_rates`, variable projection).
+
+Trainable: the flat vector ``theta`` (network weights and the growth offset g, shape (P,)) and
+``phi = (log rates, log reporting fractions, log initial fractions)``; only reporting fractions
+and initial values marked as estimated are used from phi (the rates in phi are a record of the
+closed-form values).
 """
 
 from __future__ import annotations
@@ -34,30 +47,46 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .assumptions import Assumptions
-from .data import Observations, initial_fractions, needs_interval_starts, observe_states, scaled_values
+from .data import Observations, initial_fractions, needs_interval_starts, scaled_values
 from .likelihood import data_misfit
 from .models import CompartmentalModel
 
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu, "sin": jnp.sin}
-ZERO_FLOOR = 1e-6  # fraction used in place of a zero initial value inside a logarithm
+ZERO_FLOOR = 1e-6  # starting fraction of an estimated initial value given as zero
 RATE_FLOOR = 1e-8  # the closed-form rates are floored here (per time unit): a rate there is at a bound
+COUNT_FLOOR = 1e-3  # people: the predicted mean of a count likelihood is floored here
+LOG_I_SCALE = 5.0  # x = log I changes by O(5) per unit of network output over the horizon
+RATIO_SCALE = 2.0  # q's log-multiplier and additive term scale
+CUMULATIVE_SCALE = 3.0  # c = tau exp(3 z): c spans e^-3 .. e^3 per horizon for |z| <= 1
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
+    """The MLP and its collocation points.
+
+    Attributes:
+        n_colloc: evenly spaced collocation points on [0, 1]; ``n_colloc // 8`` more are placed
+            geometrically in [1e-4, 0.05], where the early growth is resolved.
+    """
+
     width: int = 64
     depth: int = 3
     activation: str = "tanh"
-    n_colloc: int = 256
-    output_scale: float = 5.0  # multiplies NN outputs: log-states change by O(5) over the horizon
+    n_colloc: int = 512
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {list(ACTIVATIONS)}")
         if self.width < 1 or self.depth < 1:
             raise ValueError(f"network width and depth must be >= 1, got {self.width}x{self.depth}")
-        if self.n_colloc < 2:
-            raise ValueError(f"need at least 2 collocation points, got {self.n_colloc}")
+        if self.n_colloc < 8:
+            raise ValueError(f"need at least 8 collocation points, got {self.n_colloc}")
+
+
+def collocation_points(n_colloc: int) -> np.ndarray:
+    """(c,) sorted scaled times: ``n_colloc`` uniform on [0, 1] plus ``n_colloc // 8`` geometric early."""
+    early = np.geomspace(1e-4, 0.05, n_colloc // 8)
+    return np.unique(np.concatenate([np.linspace(0.0, 1.0, n_colloc), early]))
 
 
 class ProblemArrays(NamedTuple):
@@ -75,10 +104,11 @@ class ProblemArrays(NamedTuple):
     tau_colloc: np.ndarray  # (c,)
     u0: np.ndarray  # (s,) initial fractions
     horizon: np.ndarray  # () T, in the data's time unit
-    log_rates_fixed: np.ndarray  # (p,) log of fixed rates (ignored where free)
+    rates_guess: np.ndarray  # (p,) where training starts: fixed rates' values, the model's guess for free ones
     log_rho_fixed: np.ndarray  # (k,) log of fixed reporting fractions (ignored where free)
     count_scale: np.ndarray  # (k,) people per unit of y (N * scale), for count likelihoods
     dispersion: np.ndarray  # () negative-binomial dispersion k
+    growth_guess: np.ndarray  # () T x the early growth rate at rates_guess (the initial offset g)
 
 
 @dataclass(frozen=True)
@@ -102,16 +132,36 @@ class Problem:
     batched: bool = False
 
 
+def early_growth_rate(model: CompartmentalModel, rates: np.ndarray, u0: np.ndarray) -> float:
+    """Exponential growth rate (per time unit) of the infected compartments at the start: the
+    largest eigenvalue of the model linearised in E .. I with S held at S(0)."""
+    infected = list(range(1, model.state_index(model.infectious) + 1))
+    f0 = np.array(model.rhs(u0, rates))
+    # the infected rows are linear in the infected states while S is held fixed: differences are exact
+    jac = np.empty((len(infected), len(infected)))
+    for j, i in enumerate(infected):
+        u = u0.copy()
+        u[i] += 1.0
+        jac[:, j] = (np.array(model.rhs(u, rates)) - f0)[infected]
+    return float(np.max(np.linalg.eigvals(jac).real))
+
+
 def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Assumptions = Assumptions(),
-                  *, n_colloc: int = 256) -> Problem:
-    """Scale observations into a :class:`Problem` (``n_colloc`` evenly spaced collocation points)."""
+                  *, n_colloc: int = 512) -> Problem:
+    """Scale observations into a :class:`Problem`."""
     assumptions.check(model, obs)
     T = float(obs.horizon)
     if T <= 0:
         raise ValueError("the last observation time must be after t = 0")
+    u0 = initial_fractions(model, obs)
+    infectious = model.infectious
+    if not u0[model.state_index(infectious)] > 0:
+        raise ValueError(f"the PINN needs a positive initial value of {infectious} (its log is a state of the "
+                         f"network): give --initial {infectious}=PEOPLE, or {infectious}=estimate")
     y, mask, scale = scaled_values(obs)
     t_start = obs.t_start if (obs.t_start is not None and needs_interval_starts(obs.channels)) else obs.t
     fixed = assumptions.fixed
+    rates_guess = np.array([fixed.get(k, model.guess[k]) for k in model.params], dtype=np.float64)
     rho_vals = [assumptions.reporting.get(ch, 1.0) for ch in obs.channels]
     f64 = lambda a: np.asarray(a, dtype=np.float64)
     arrays = ProblemArrays(
@@ -120,13 +170,14 @@ def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Ass
         y=f64(y),
         mask=f64(mask),
         scale=f64(scale),
-        tau_colloc=np.linspace(0.0, 1.0, n_colloc),
-        u0=f64(initial_fractions(model, obs)),
+        tau_colloc=collocation_points(n_colloc),
+        u0=f64(u0),
         horizon=f64(T),
-        log_rates_fixed=f64([np.log(fixed[k]) if k in fixed else 0.0 for k in model.params]),
+        rates_guess=rates_guess,
         log_rho_fixed=f64([0.0 if r is None else np.log(r) for r in rho_vals]),
         count_scale=f64(obs.population * scale),
         dispersion=f64(assumptions.dispersion),
+        growth_guess=f64(T * early_growth_rate(model, rates_guess, u0)),
     )
     spec = ProblemSpec(
         model=model,
@@ -151,60 +202,115 @@ def stack_problems(problems: list[Problem]) -> Problem:
     return Problem(problems[0].spec, arrays, batched=True)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where each compartment of ``model`` lives in the representation (module docstring)."""
+
+    infectious: int  # index of I among the states
+    before: tuple[int, ...]  # states between S and I (q variables)
+    removed: int  # index of R (derived from C)
+    after: tuple[int, ...]  # states after R (d variables)
+
+    @staticmethod
+    def of(model: CompartmentalModel) -> "Layout":
+        i = model.state_index(model.infectious)
+        return Layout(i, tuple(range(1, i)), i + 1, tuple(range(i + 2, model.n_states)))
+
+    @property
+    def n_vars(self) -> int:
+        """Representation variables: x, q_j, c, d_j."""
+        return 2 + len(self.before) + len(self.after)
+
+    def compartments(self, v, u0):
+        """States (c, s) and cumulative entries into I, C (c,), from the representation v (c, n_vars)."""
+        x, q = v[:, 0], v[:, 1:1 + len(self.before)]
+        c, d = v[:, 1 + len(self.before)], v[:, 2 + len(self.before):]
+        infectious = jnp.exp(x)
+        cumulative = c * infectious
+        cols = {self.infectious: infectious}
+        for j, i in enumerate(self.before):
+            cols[i] = q[:, j] * infectious
+        new_after = d * infectious[:, None]
+        for j, i in enumerate(self.after):
+            cols[i] = u0[i] + new_after[:, j]
+        cols[self.removed] = u0[self.removed] + cumulative - (infectious - u0[self.infectious]) - new_after.sum(axis=1)
+        rest = sum(cols.values())
+        n = len(cols) + 1
+        states = jnp.stack([1.0 - rest] + [cols[i] for i in range(1, n)], axis=1)
+        return states, cumulative
+
+
 class Network(NamedTuple):
     """A network as a flat weight vector plus how to call it."""
 
-    init: Callable[[jax.Array], jax.Array]  # key -> theta (P,)
-    states: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (theta, tau (c,), u0 (s,)) -> (c, s)
+    init: Callable[[jax.Array, jax.Array], jax.Array]  # (key, growth offset g) -> theta (P,)
+    represent: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (theta, tau (c,), u0 (s,)) -> v (c, n_vars)
+    layout: Layout
+
+    def states(self, theta, tau, u0):
+        """(c, s) population fractions at scaled times ``tau``."""
+        return self.layout.compartments(self.represent(theta, tau, u0), u0)[0]
+
+
+EARLY_TIME = 0.01  # tau scale of the log-time input feature that resolves the first days
+
+
+def input_features(tau):
+    """(c, 2) network inputs in [-1, 1]: scaled time, and log-time stretched at tau ~ EARLY_TIME so that
+    fast transients at the start (E/I settling onto the growth mode) are as easy to fit as the rest."""
+    log_time = jnp.log1p(tau / EARLY_TIME) / np.log1p(1.0 / EARLY_TIME)
+    return jnp.stack([2.0 * tau - 1.0, 2.0 * log_time - 1.0], axis=1)
 
 
 def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
-    """Build the MLP tau -> compartments described in the module docstring."""
-    i_inf = model.state_index(model.infectious)
-    n_log = i_inf + 1  # S .. I predicted in log space
-    n_removed = model.n_states - n_log  # R (and D) share the rest
-    n_out = n_log + max(n_removed - 1, 0)
+    """The MLP tau -> representation of the module docstring. Outputs z (one per variable, and
+    two per q):
+
+        x(tau)   = -softplus(-(log I0 + tau (g + 5 z_x)))        (x <= 0; g a trainable offset)
+        q_j(tau) = q_j(0) exp(2 tau z_a) + 2 tau softplus(z_b)     (q >= 0, from its initial value)
+        c(tau)   = tau exp(3 z_c),   d_j(tau) = tau exp(3 z_d)      (>= 0, zero at t = 0)
+
+    The last layer starts at zero, so a new network is pure exponential growth at rate g / T.
+    """
+    layout = Layout.of(model)
+    nb, na = len(layout.before), len(layout.after)
+    n_out = 2 + 2 * nb + na
     activation = ACTIVATIONS[config.activation]
 
     def build(key):
-        mlp = eqx.nn.MLP(1, n_out, config.width, config.depth, activation=activation, key=key)
-        # start from the constant initial state: a zero last layer, so early curves are tame
+        mlp = eqx.nn.MLP(2, n_out, config.width, config.depth, activation=activation, key=key)
         last = mlp.layers[-1]
-        mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp,
-                          (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
-        return mlp
+        return eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp,
+                           (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
 
-    template = build(jax.random.PRNGKey(0))
-    params0, static = eqx.partition(template, eqx.is_array)
+    params0, static = eqx.partition(build(jax.random.PRNGKey(0)), eqx.is_array)
     _, unravel = ravel_pytree(params0)
 
-    def init(key):
-        params, _ = eqx.partition(build(key), eqx.is_array)
-        return ravel_pytree(params)[0]
+    def init(key, growth):
+        weights = ravel_pytree(eqx.partition(build(key), eqx.is_array)[0])[0]
+        return jnp.concatenate([weights, jnp.reshape(growth, (1,)).astype(weights.dtype)])
 
-    def states(theta, tau, u0):
-        mlp = eqx.combine(unravel(theta), static)
-        z = jax.vmap(mlp)((2.0 * tau - 1.0)[:, None]) * config.output_scale  # (c, n_out)
-        log_u0 = jnp.log(jnp.maximum(u0[:n_log], ZERO_FLOOR))
-        upstream = jnp.exp(log_u0 + tau[:, None] * z[:, :n_log])  # (c, n_log)
-        removed = 1.0 - upstream.sum(axis=1, keepdims=True)
-        if n_removed == 1:
-            rest = removed
-        else:  # split removed between R and D, starting from their initial ratio
-            total0 = u0[n_log:].sum()
-            q0 = jnp.where(total0 > 0, u0[-1] / jnp.maximum(total0, 1e-12), 0.5)
-            q0 = jnp.clip(q0, 1e-6, 1 - 1e-6)
-            q = jax.nn.sigmoid(jnp.log(q0 / (1 - q0)) + tau[:, None] * z[:, n_log:])
-            rest = jnp.concatenate([removed * (1 - q), removed * q], axis=1)
-        return jnp.concatenate([upstream, rest], axis=1)
+    def represent(theta, tau, u0):
+        mlp = eqx.combine(unravel(theta[:-1]), static)
+        z = jax.vmap(mlp)(input_features(tau))  # (c, n_out)
+        log_i0 = jnp.log(u0[layout.infectious])
+        x = -jax.nn.softplus(-(log_i0 + tau * (theta[-1] + LOG_I_SCALE * z[:, 0])))
+        cols = [x]
+        for j, i in enumerate(layout.before):
+            q0 = u0[i] / u0[layout.infectious]
+            za, zb = z[:, 1 + 2 * j], z[:, 2 + 2 * j]
+            cols.append(q0 * jnp.exp(RATIO_SCALE * tau * za) + RATIO_SCALE * tau * jax.nn.softplus(zb))
+        for j in range(1 + na):  # c, then each d_j
+            cols.append(tau * jnp.exp(CUMULATIVE_SCALE * z[:, 1 + 2 * nb + j]))
+        return jnp.stack(cols, axis=1)
 
-    return Network(init=init, states=states)
+    return Network(init=init, represent=represent, layout=layout)
 
 
 def effective_phi(spec: ProblemSpec, arrays: ProblemArrays, phi):
     """(log rates, log rho, log u0) with fixed entries replaced by their known values."""
     log_rates, log_rho, log_u0 = phi
-    log_rates = jnp.where(jnp.array(spec.rates_free), log_rates, arrays.log_rates_fixed)
+    log_rates = jnp.where(jnp.array(spec.rates_free), log_rates, jnp.log(arrays.rates_guess))
     log_rho = jnp.where(jnp.array(spec.rho_free), log_rho, arrays.log_rho_fixed)
     log_u0 = jnp.where(jnp.array(spec.u0_free), log_u0, jnp.log(jnp.maximum(arrays.u0, ZERO_FLOOR)))
     return log_rates, log_rho, log_u0
@@ -219,71 +325,117 @@ def effective_u0(spec: ProblemSpec, arrays: ProblemArrays, log_u0):
 
 
 def initial_phi(spec: ProblemSpec, arrays: ProblemArrays):
-    """Starting point of phi: the model's generic guess for free rates, reporting 0.5 if free."""
-    guess = spec.model.guess
+    """Starting point of phi: the guess rates, reporting 0.5 if free, the given initial values
+    (``ZERO_FLOOR`` for an estimated one given as zero)."""
     dtype = arrays.u0.dtype
-    log_rates = jnp.log(jnp.array([guess[k] for k in spec.model.params], dtype=dtype))
+    log_rates = jnp.log(arrays.rates_guess)
     log_rho = jnp.where(jnp.array(spec.rho_free), jnp.log(0.5), 0.0).astype(dtype)
     log_u0 = jnp.log(jnp.maximum(arrays.u0, ZERO_FLOOR)).astype(dtype)
     return effective_phi(spec, arrays, (log_rates, log_rho, log_u0))
 
 
-def optimal_log_rates(spec: ProblemSpec, u_c, du_c, arrays: ProblemArrays):
-    """The free rates that minimise L_phys for a given trajectory, in closed form.
-
-    Every model's right-hand side is linear in its rates, f(u; p) = A(u) p, so for a fixed network
-    the residual du/dtau - T A(u) p is linear in p and its least-squares minimiser is one small
-    linear solve (variable projection). Rates are returned as logs; fixed ones keep their values.
+def residual_system(spec: ProblemSpec, layout: Layout, v, dv, u0, horizon):
+    """The physics residual as a linear function of the rates: ``r(p) = b - A p``.
 
     Args:
-        u_c, du_c: states and their tau-derivatives at the collocation points, shape (c, s).
+        v, dv: representation and its tau-derivative at the collocation points, (c, n_vars).
+    Returns:
+        A (c * n_vars, p) and b (c * n_vars,), rows weighted as in the module docstring.
     """
     model = spec.model
+    states, _ = layout.compartments(v, u0)
+    infectious = states[:, layout.infectious]
+
+    def rhs_over_i(p):  # d(v)/dt of the rewritten model at these states, per variable (c, n_vars)
+        f = jnp.stack(model.rhs(states.T, p), axis=1) / infectious[:, None]
+        growth = f[:, layout.infectious]  # I'/I
+        inflow = f[:, layout.infectious:].sum(axis=1)  # C'/I: what enters I (and stays in I..R..D)
+        cols = [growth]
+        cols += [f[:, i] - v[:, 1 + j] * growth for j, i in enumerate(layout.before)]
+        cols.append(inflow - v[:, 1 + len(layout.before)] * growth)
+        cols += [f[:, i] - v[:, 2 + len(layout.before) + j] * growth for j, i in enumerate(layout.after)]
+        return jnp.stack(cols, axis=1)
+
     n_p = len(model.params)
-    A = jax.vmap(jax.jacfwd(lambda p, u: jnp.stack(model.rhs(u, p))), in_axes=(None, 0))(
-        jnp.ones(n_p, u_c.dtype), u_c)  # (c, s, p)
-    A = arrays.horizon * A
-    A, b = A.reshape(-1, n_p), du_c.reshape(-1)
+    A = jax.jacfwd(rhs_over_i)(jnp.ones(n_p, v.dtype))  # (c, n_vars, p): exact, the rhs is linear in p
+    weight = jnp.ones_like(v).at[:, 1 + len(layout.before):].set(1.0 / (1.0 + v[:, 1 + len(layout.before):]))
+    A = horizon * A * weight[..., None]
+    b = dv * weight
+    return A.reshape(-1, n_p), b.reshape(-1)
+
+
+def optimal_rates(spec: ProblemSpec, A, b, rates_guess, shift=None):
+    """The free rates minimising ``mean((b - A p)^2)`` (or, with the augmented-Lagrangian
+    ``shift = mu / (2 lam)``, ``mean(mu r) / lam + mean(r^2)``), fixed rates at their values:
+    one small linear least-squares solve, columns equilibrated. Returns rates (p,), floored at
+    ``RATE_FLOOR``."""
     free = np.array(spec.rates_free)
-    fixed_rates = jnp.exp(arrays.log_rates_fixed)
+    if shift is not None:
+        b = b + shift
     if (~free).any():
-        b = b - A[:, ~free] @ fixed_rates[~free]
+        b = b - A[:, ~free] @ rates_guess[~free]
     A_free = A[:, free]
-    col = jnp.linalg.norm(A_free, axis=0) + 1e-12  # equilibrate columns before the normal equations
+    col = jnp.linalg.norm(A_free, axis=0) + 1e-30
     An = A_free / col
-    p_free = jnp.linalg.solve(An.T @ An + 1e-10 * jnp.eye(An.shape[1], dtype=An.dtype), An.T @ b) / col
-    log_free = jnp.log(jnp.maximum(p_free, RATE_FLOOR))
-    return jnp.zeros(n_p, u_c.dtype).at[np.where(free)[0]].set(log_free) + jnp.where(
-        jnp.array(free), 0.0, arrays.log_rates_fixed)
+    p_free = jnp.linalg.solve(An.T @ An + 1e-12 * jnp.eye(An.shape[1], dtype=An.dtype), An.T @ b) / col
+    return rates_guess.at[np.where(free)[0]].set(jnp.maximum(p_free, RATE_FLOOR))
 
 
-def make_losses(spec: ProblemSpec, network: Network, *, profile_rates: bool = False):
-    """Return ``losses(theta, phi, arrays) -> (array([L_data, L_phys]), log_rates)``.
+def observe(spec: ProblemSpec, layout: Layout, v, v_start, u0):
+    """Observed quantities (n, k) in population fractions (before reporting) from the representation."""
+    states, cumulative = layout.compartments(v, u0)
+    cols = []
+    for ch in spec.channels:
+        if ch == "cumulative":
+            cols.append(cumulative)
+        elif ch == "incidence":
+            cols.append(cumulative - layout.compartments(v_start, u0)[1])
+        else:
+            cols.append(states[:, spec.model.state_index(ch)])
+    return jnp.stack(cols, axis=1)
 
-    With ``profile_rates`` the rates in ``phi`` are ignored and replaced by the L_phys-optimal
-    rates of the current network (:func:`optimal_log_rates`).
+
+class Losses(NamedTuple):
+    """Both losses of one network and the rates they were evaluated at."""
+
+    data: jax.Array  # ()
+    phys: jax.Array  # () mean squared residual (without the augmented-Lagrangian term)
+    rates: jax.Array  # (p,)
+    residual: jax.Array  # (rows,)
+
+
+def make_losses(spec: ProblemSpec, network: Network):
+    """Return ``losses(theta, phi, arrays, *, rates=None, shift=None, smooth=False) -> Losses``.
+
+    ``rates=None`` uses the closed-form rates of the network (:func:`optimal_rates`, with the
+    augmented-Lagrangian ``shift``); ``smooth`` replaces the hard count floor of the likelihood by
+    a smooth one (its gradient is zero below the hard floor, where a tiny seed starts).
     """
-    model, channels = spec.model, spec.channels
-    use_starts = needs_interval_starts(channels)
+    layout = network.layout
+    use_starts = needs_interval_starts(spec.channels)
+    counts = spec.likelihood != "squared"
 
-    def losses(theta, phi, a: ProblemArrays):
-        log_rates, log_rho, log_u0 = effective_phi(spec, a, phi)
+    def losses(theta, phi, a: ProblemArrays, *, rates=None, shift=None, smooth=False) -> Losses:
+        _, log_rho, log_u0 = effective_phi(spec, a, phi)
         u0 = effective_u0(spec, a, log_u0)
-        # physics: du/dtau by one forward-mode pass (each output depends on its own tau only)
         tc = a.tau_colloc
-        u_c, du_c = jax.jvp(lambda t: network.states(theta, t, u0), (tc,), (jnp.ones_like(tc),))
-        if profile_rates:
-            log_rates = optimal_log_rates(spec, u_c, du_c, a)
-        f = jnp.stack(model.rhs(u_c.T, jnp.exp(log_rates)), axis=1)  # (c, s)
-        l_phys = jnp.mean((du_c - a.horizon * f) ** 2)
-        # data
-        tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
-        u = network.states(theta, tau, u0)
+        v, dv = jax.jvp(lambda t: network.represent(theta, t, u0), (tc,), (jnp.ones_like(tc),))
+        A, b = residual_system(spec, layout, v, dv, u0, a.horizon)
+        if rates is None:
+            rates = optimal_rates(spec, A, b, a.rates_guess, shift)
+        residual = b - A @ rates
         n = a.tau_obs.shape[0]
-        pred = observe_states(model, channels, u[:n], u[n:] if use_starts else None, u0, xp=jnp)
+        tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
+        v_obs = network.represent(theta, tau, u0)
+        pred = observe(spec, layout, v_obs[:n], v_obs[n:] if use_starts else None, u0)
         pred = pred * jnp.exp(log_rho) / a.scale
+        if counts and smooth:
+            people = pred * a.count_scale
+            pred = (COUNT_FLOOR + jax.nn.softplus(10.0 * (people - COUNT_FLOOR)) / 10.0) / a.count_scale
         per_point = data_misfit(spec.likelihood, pred, a.y, a.count_scale, a.dispersion, xp=jnp)
-        l_data = (a.mask * per_point).sum() / jnp.maximum(a.mask.sum(), 1.0)
-        return jnp.stack([l_data, l_phys]), log_rates
+        if counts:  # a deviance is about count x squared scaled error: back to O(squared error), by one
+            per_point = per_point / jnp.max(a.count_scale)  # constant, so the optimum stays least squares'
+        data = (a.mask * per_point).sum() / jnp.maximum(a.mask.sum(), 1.0)
+        return Losses(data, jnp.mean(residual ** 2), rates, residual)
 
     return losses

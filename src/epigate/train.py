@@ -116,6 +116,14 @@ class TrainResult:
 
 
 STALL_RTOL = 1e-7  # a refinement block that lowers the objective by less than this has stalled
+ALM_STEP = 0.5  # multiplier update mu += ALM_STEP * 2 lam r (damped: the full step oscillates)
+PRETRAIN_LR_DECAY = 0.1  # cosine decay of the pre-training step size to this fraction
+ADAM_LR_DECAY = 0.05  # and of the first-order phase's
+
+
+class _PretrainState(NamedTuple):
+    theta: jax.Array
+    opt_state: object
 
 
 class _AdamState(NamedTuple):
@@ -123,50 +131,93 @@ class _AdamState(NamedTuple):
     phi: tuple
     opt_state: object
     balance: object  # the strategy's state
+    step: jax.Array  # steps done in this phase (for the physics ramp)
 
 
 class _RefineState(NamedTuple):
     params: tuple  # (theta, phi)
     opt_state: object
+    multiplier: jax.Array  # (rows,) augmented-Lagrangian multipliers mu of the residual
     last_value: jax.Array  # objective at the end of the previous block
-    stalled: jax.Array  # bool: no progress in the last block
+    stalled: jax.Array  # bool: no progress in the last block of this round
 
 
 def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+def refine_weights(cfg: TrainConfig) -> list[float]:
+    """Physics weight of each refinement round: lam_ref, raised tenfold every second round, at most 1."""
+    return [min(1.0, cfg.lam_ref * 10.0 ** (r // 2)) for r in range(cfg.refine_rounds)]
+
+
 class _Steps:
-    """The per-member functions of both phases for one problem structure and config."""
+    """The per-member functions of the three phases for one problem structure and config."""
 
     def __init__(self, spec: ProblemSpec, cfg: TrainConfig):
         self.cfg = cfg
         self.network = make_network(spec.model, cfg.network)
         self.spec = spec
         self.losses = make_losses(spec, self.network)
-        self.profiled = make_losses(spec, self.network, profile_rates=True)
         self.strategy = make_strategy(cfg)
-        self.adam = optax.adam(cfg.learning_rate)
+        lr = cfg.learning_rate
+        self.pretrain_opt = optax.adam(optax.cosine_decay_schedule(lr, max(cfg.pretrain_steps, 1), PRETRAIN_LR_DECAY))
+        self.adam = optax.adam(optax.cosine_decay_schedule(lr, max(cfg.adam_steps, 1), ADAM_LR_DECAY))
         self.lbfgs = optax.lbfgs(memory_size=cfg.lbfgs_memory)
+
+        def loss_pair(theta, phi, a):
+            L = self.losses(theta, phi, a, smooth=True)
+            return jnp.stack([L.data, L.phys]), L
+
         # both loss gradients from one forward pass: the Jacobian of the loss pair
-        self.jacobian = jax.jacrev(lambda th, ph, a: (self.losses(th, ph, a)[0],) * 2, argnums=(0, 1), has_aux=True)
+        self.jacobian = jax.jacrev(loss_pair, argnums=(0, 1), has_aux=True)
 
     def init(self, key, a: ProblemArrays):
-        theta = self.network.init(key)
+        log_i0 = jnp.log(a.u0[self.network.layout.infectious])
+        # start growing at the guess rates' early rate, but not past I = 1 by the end of the data
+        theta = self.network.init(key, jnp.minimum(a.growth_guess, -0.8 * log_i0))
         phi = initial_phi(self.spec, a)
-        params = (theta, phi)
-        adam = _AdamState(theta, phi, self.adam.init(params), self.strategy.init())
-        return adam, self.lbfgs.init(params)
+        return _PretrainState(theta, self.pretrain_opt.init(theta)), phi
 
+    # -- phase 0: the network learns an epidemic-shaped curve (physics alone, the guess rates)
+    def pretrain_step(self, state: _PretrainState, phi, a: ProblemArrays):
+        def phys(theta):
+            return self.losses(theta, phi, a, rates=a.rates_guess).phys
+
+        L, g = jax.value_and_grad(phys)(state.theta)
+        updates, opt_state = self.pretrain_opt.update(g, state.opt_state, state.theta)
+        return _PretrainState(optax.apply_updates(state.theta, updates), opt_state), L
+
+    def pretrain_block(self, carry, a: ProblemArrays):
+        state, phi = carry
+        state, L = jax.lax.scan(lambda s, _: self.pretrain_step(s, phi, a), state, None, length=self.cfg.record_every)
+        zero = jnp.zeros((), L.dtype)  # only the physics loss exists here
+        rec = Record(zero, L[-1], zero, zero, zero, zero, zero, zero, jnp.log(a.rates_guess))
+        return (state, phi), rec
+
+    def adam_init(self, theta, phi) -> _AdamState:
+        step = jnp.zeros((), theta.dtype)
+        return _AdamState(theta, phi, self.adam.init((theta, phi)), self.strategy.init(), step)
+
+    def refine_init(self, theta, phi, a: ProblemArrays) -> _RefineState:
+        rows = a.tau_colloc.shape[0] * self.network.layout.n_vars
+        return _RefineState((theta, phi), self.lbfgs.init((theta, phi)), jnp.zeros(rows, theta.dtype),
+                            jnp.full((), jnp.inf, theta.dtype), jnp.zeros((), bool))
+
+    # -- phase 1: the strategy under test balances data and (ramped) physics
     def adam_step(self, state: _AdamState, a: ProblemArrays):
         (j_theta, j_phi), L = self.jacobian(state.theta, state.phi, a)
-        direction, balance, info = self.strategy.update(j_theta[0], j_theta[1], state.balance)
-        # Ungated sum for phi: only L_phys depends on the rates and only L_data on reporting
-        # fractions, so each gets its own loss's gradient; initial values get both.
-        g_phi = jax.tree.map(lambda j: j[0] + j[1], j_phi)
+        ramp = self.cfg.physics_ramp ** (1.0 - state.step / max(self.cfg.adam_steps, 1))
+        direction, balance, info = self.strategy.update(j_theta[0], ramp * j_theta[1], state.balance)
+        weight = ramp * jnp.nan_to_num(info.lam, nan=self.cfg.lam_ref)
+        # phi's rates are closed-form (no gradient); reporting fractions and initial values get the
+        # gradient of the combined objective at the current weight
+        g_phi = jax.tree.map(lambda j: j[0] + weight * j[1], j_phi)
         updates, opt_state = self.adam.update((direction, g_phi), state.opt_state, (state.theta, state.phi))
         theta, phi = optax.apply_updates((state.theta, state.phi), updates)
-        return _AdamState(theta, phi, opt_state, balance), (L, info)
+        phi = (jnp.log(L.rates), *phi[1:])
+        info = info._replace(lam=info.lam * ramp, norm_phys=info.norm_phys / ramp)
+        return _AdamState(theta, phi, opt_state, balance, state.step + 1), (jnp.stack([L.data, L.phys]), info)
 
     def adam_block(self, state: _AdamState, a: ProblemArrays):
         state, (L, info) = jax.lax.scan(lambda s, _: self.adam_step(s, a), state, None, length=self.cfg.record_every)
@@ -174,13 +225,14 @@ class _Steps:
                      info.norm_phys[-1], state.phi[0])
         return state, rec
 
-    def objective(self, params, a: ProblemArrays):
-        L, _ = self.profiled(params[0], params[1], a)
-        return L[0] + self.cfg.lam_ref * L[1]
+    # -- phase 2: augmented-Lagrangian rounds of L-BFGS at a fixed weight per round
+    def objective(self, params, multiplier, lam, a: ProblemArrays):
+        L = self.losses(params[0], params[1], a, shift=multiplier / (2.0 * lam))
+        return L.data + lam * L.phys + jnp.mean(multiplier * L.residual)
 
-    def lbfgs_step(self, carry, a: ProblemArrays):
+    def lbfgs_step(self, carry, multiplier, lam, a: ProblemArrays):
         params, opt_state = carry
-        objective = functools.partial(self.objective, a=a)
+        objective = lambda p: self.objective(p, multiplier, lam, a)
         value, grad = optax.value_and_grad_from_state(objective)(params, state=opt_state)
         updates, new_state = self.lbfgs.update(grad, opt_state, params, value=value, grad=grad, value_fn=objective)
         new_params = optax.apply_updates(params, updates)
@@ -191,31 +243,45 @@ class _Steps:
         keep = lambda new, old: jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, old)
         return keep(new_params, params), keep(new_state, self.lbfgs.init(params))
 
-    def refine_block(self, r: _RefineState, a: ProblemArrays):
-        scan = lambda c: jax.lax.scan(lambda c, _: (self.lbfgs_step(c, a), None), c, None,
+    def start_round(self, r: _RefineState) -> _RefineState:
+        inf = jnp.full((), jnp.inf, r.last_value.dtype)
+        return r._replace(opt_state=self.lbfgs.init(r.params), last_value=inf, stalled=jnp.zeros((), bool))
+
+    def end_round(self, r: _RefineState, lam, a: ProblemArrays) -> _RefineState:
+        """The multiplier update of the augmented Lagrangian: mu += ALM_STEP * 2 lam r."""
+        theta, phi = r.params
+        L = self.losses(theta, phi, a, shift=r.multiplier / (2.0 * lam))
+        return r._replace(multiplier=r.multiplier + ALM_STEP * 2.0 * lam * L.residual)
+
+    def refine_block(self, r: _RefineState, lam, a: ProblemArrays):
+        scan = lambda c: jax.lax.scan(lambda c, _: (self.lbfgs_step(c, r.multiplier, lam, a), None), c, None,
                                       length=self.cfg.record_every)[0]
         # Once a whole block makes no progress the line search only burns evaluations: skip the
-        # remaining blocks of this member.
+        # remaining blocks of this round.
         (theta, phi), opt_state = jax.lax.cond(r.stalled, lambda c: c, scan, (r.params, r.opt_state))
-        L, log_rates = self.profiled(theta, phi, a)
-        phi = (log_rates, *phi[1:])  # keep phi's rates equal to the profiled optimum
-        value = L[0] + self.cfg.lam_ref * L[1]
+        value = self.objective((theta, phi), r.multiplier, lam, a)
         stalled = r.stalled | ~(value < r.last_value * (1.0 - STALL_RTOL))
-        (j_theta, _), _ = self.jacobian(theta, phi, a)
+        (j_theta, _), L = self.jacobian(theta, phi, a)
+        phi = (jnp.log(L.rates), *phi[1:])
         c, m, nd, np_ = balancing.gradient_stats(j_theta[0], j_theta[1])
-        rec = Record(L[0], L[1], c, c, m, jnp.asarray(self.cfg.lam_ref, L.dtype), nd, np_, log_rates)
-        return _RefineState((theta, phi), opt_state, value, stalled), rec
+        rec = Record(L.data, L.phys, c, c, m, jnp.asarray(lam, L.data.dtype), nd, np_, phi[0])
+        return r._replace(params=(theta, phi), opt_state=opt_state, last_value=value, stalled=stalled), rec
 
 
 class _Programs(NamedTuple):
-    """Jitted whole-batch functions: ``init(keys, arrays)``, and one chunk of each phase
-    ``(carry, arrays) -> (carry, Record with a records axis)`` (None where the phase is empty)."""
+    """Jitted whole-batch functions: ``init(keys, arrays)``, one chunk of each phase
+    ``(carry, arrays) -> (carry, Record with a records axis)`` (None where the phase is empty;
+    the refinement chunk also takes the round's weight), and the round boundaries."""
 
     init: Callable
+    adam_init: Callable
+    refine_init: Callable
+    pretrain: Callable | None
     adam: Callable | None
     refine: Callable | None
-    adam_blocks: int  # records per compiled chunk
-    refine_blocks: int
+    start_round: Callable
+    end_round: Callable
+    blocks: tuple[int, int, int]  # records per compiled chunk of each phase
 
 
 def _blocks_per_chunk(total: int, every: int, target_steps: int = 1000) -> int:
@@ -232,20 +298,29 @@ def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
     def chunk(block, n_blocks):
         return lambda carry, a: jax.lax.scan(lambda s, _: block(s, a), carry, None, length=n_blocks)
 
-    n_adam = _blocks_per_chunk(cfg.adam_steps, cfg.record_every) if cfg.adam_steps else 0
-    n_refine = _blocks_per_chunk(cfg.refine_steps, cfg.record_every) if cfg.refine_steps else 0
-    adam = jax.jit(jax.vmap(chunk(steps.adam_block, n_adam), in_axes=(0, data_axis))) if n_adam else None
+    per_round = cfg.refine_steps // cfg.refine_rounds
+    blocks = tuple(_blocks_per_chunk(n, cfg.record_every) if n else 0
+                   for n in (cfg.pretrain_steps, cfg.adam_steps, per_round))
+    vmapped = lambda f: jax.jit(jax.vmap(f, in_axes=(0, data_axis)))
+    pretrain = vmapped(chunk(steps.pretrain_block, blocks[0])) if blocks[0] else None
+    adam = vmapped(chunk(steps.adam_block, blocks[1])) if blocks[1] else None
     refine = None
-    if n_refine:
+    if blocks[2]:
         # L-BFGS's line search is a while loop: under vmap every member would run as many
         # evaluations as the slowest one, so members run one after another instead.
-        run = chunk(steps.refine_block, n_refine)
+        def run(carry, lam, a):
+            return jax.lax.scan(lambda s, _: steps.refine_block(s, lam, a), carry, None, length=blocks[2])
+
         if batched:
-            refine = jax.jit(lambda carry, a: jax.lax.map(lambda ca: run(*ca), (carry, a)))
+            refine = jax.jit(lambda carry, lam, a: jax.lax.map(lambda ca: run(ca[0], lam, ca[1]), (carry, a)))
         else:
-            refine = jax.jit(lambda carry, a: jax.lax.map(lambda c: run(c, a), carry))
+            refine = jax.jit(lambda carry, lam, a: jax.lax.map(lambda c: run(c, lam, a), carry))
+    start_round = jax.jit(jax.vmap(steps.start_round))
+    end_round = jax.jit(jax.vmap(steps.end_round, in_axes=(0, None, data_axis)))
     init = jax.jit(jax.vmap(steps.init, in_axes=(0, data_axis)))
-    return _Programs(init, adam, refine, n_adam, n_refine)
+    adam_init = jax.jit(jax.vmap(steps.adam_init))
+    refine_init = jax.jit(jax.vmap(steps.refine_init, in_axes=(0, 0, data_axis)))
+    return _Programs(init, adam_init, refine_init, pretrain, adam, refine, start_round, end_round, blocks)
 
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, steps done, steps total)
@@ -262,18 +337,21 @@ class _Monitor:
         self.done = 0
 
     def add(self, rec: Record, phase: str) -> bool:
-        """Take a chunk's records (K, n); return True once every member has diverged."""
+        """Take a chunk's records (K, n) of ``phase`` (pretrain, adam or refine; pre-training is
+        checked for divergence but not kept in the history); return True once every member has
+        diverged."""
         rec = Record(*(np.asarray(x) for x in rec))
         loss = rec.loss_data + rec.loss_phys
         steps = self.done + self.cfg.record_every * np.arange(1, loss.shape[1] + 1)
         bad = ~np.isfinite(loss)
         for k in np.where(bad.any(axis=1) & (self.diverged_step < 0))[0]:
             self.diverged_step[k] = steps[np.argmax(bad[k])]
-        self.records.append(rec)
-        self.phases.append(np.full(loss.shape[1], 0 if phase == "adam" else 1))
+        if phase != "pretrain":
+            self.records.append(rec)
+            self.phases.append(np.full(loss.shape[1], 0 if phase == "adam" else 1))
         self.done = int(steps[-1])
         if self.progress:
-            self.progress(phase, self.done, self.cfg.adam_steps + self.cfg.refine_steps)
+            self.progress(phase, self.done, self.cfg.total_steps)
         diverged = self.diverged_step >= 0
         if self.raise_on_divergence and diverged.any():
             k = int(np.argmax(diverged))
@@ -285,7 +363,8 @@ class _Monitor:
     def history(self) -> History:
         records = Record(*(np.concatenate(xs, axis=1) for xs in zip(*self.records)))
         n = records.loss_data.shape[1]
-        return History(self.cfg.record_every * np.arange(1, n + 1), np.concatenate(self.phases), records)
+        first = self.cfg.pretrain_steps  # history steps count from the end of pre-training
+        return History(first + self.cfg.record_every * np.arange(1, n + 1), np.concatenate(self.phases), records)
 
 
 def train(problem: Problem, cfg: TrainConfig, seeds, *, progress: ProgressFn | None = None,
@@ -317,31 +396,54 @@ def _train(spec: ProblemSpec, arrays: ProblemArrays, batched: bool, cfg: TrainCo
            monitor: _Monitor) -> TrainResult:
     programs = _programs(spec, cfg, batched)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    n_pre, n_adam, n_round = (steps // (cfg.record_every * blocks) if blocks else 0 for steps, blocks in
+                              zip((cfg.pretrain_steps, cfg.adam_steps, cfg.refine_steps // cfg.refine_rounds),
+                                  programs.blocks))
     t0 = time.perf_counter()
-    adam_state, lbfgs_state = programs.init(keys, arrays)
-    refine_state = _RefineState((adam_state.theta, adam_state.phi), lbfgs_state,
-                                jnp.full(len(seeds), jnp.inf, arrays.u0.dtype), jnp.zeros(len(seeds), bool))
-    adam = programs.adam.lower(adam_state, arrays).compile() if programs.adam else None
-    refine = programs.refine.lower(refine_state, arrays).compile() if programs.refine else None
+    pre_state, phi = programs.init(keys, arrays)
+    theta = pre_state.theta
+    pretrain = programs.pretrain.lower((pre_state, phi), arrays).compile() if n_pre else None
+    adam_state = programs.adam_init(theta, phi) if n_adam else None
+    adam = programs.adam.lower(adam_state, arrays).compile() if n_adam else None
+    refine_state = programs.refine_init(theta, phi, arrays) if n_round else None
+    lam0 = jnp.asarray(refine_weights(cfg)[0] if n_round else 1.0, arrays.u0.dtype)
+    refine = programs.refine.lower(refine_state, lam0, arrays).compile() if n_round else None
     compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     all_diverged = False
-    for _ in range(cfg.adam_steps // (cfg.record_every * programs.adam_blocks) if adam else 0):
-        adam_state, rec = adam(adam_state, arrays)
-        if all_diverged := monitor.add(rec, "adam"):
+    carry = (pre_state, phi)
+    for _ in range(n_pre):
+        carry, rec = pretrain(carry, arrays)
+        if all_diverged := monitor.add(rec, "pretrain"):
             break
-    theta_adam = np.asarray(adam_state.theta)
-    log_rates_adam = np.array(adam_state.phi[0], dtype=float)
+    theta = carry[0].theta
+    if n_adam and not all_diverged:
+        adam_state = programs.adam_init(theta, phi)
+        for _ in range(n_adam):
+            adam_state, rec = adam(adam_state, arrays)
+            if all_diverged := monitor.add(rec, "adam"):
+                break
+        theta, phi = adam_state.theta, adam_state.phi
+    theta_adam = np.asarray(theta)
+    log_rates_adam = np.array(phi[0], dtype=float)
     adam_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    refine_state = refine_state._replace(params=(adam_state.theta, adam_state.phi))
-    for _ in range(cfg.refine_steps // (cfg.record_every * programs.refine_blocks) if refine and not all_diverged else 0):
-        refine_state, rec = refine(refine_state, arrays)
-        if monitor.add(rec, "refine"):
-            break
-    theta, (log_rates, log_rho, log_u0) = jax.block_until_ready(refine_state.params)
+    if n_round and not all_diverged:
+        refine_state = programs.refine_init(theta, phi, arrays)
+        for lam in refine_weights(cfg):
+            lam = jnp.asarray(lam, arrays.u0.dtype)
+            refine_state = programs.start_round(refine_state)
+            for _ in range(n_round):
+                refine_state, rec = refine(refine_state, lam, arrays)
+                if all_diverged := monitor.add(rec, "refine"):
+                    break
+            if all_diverged:
+                break
+            refine_state = programs.end_round(refine_state, lam, arrays)
+        theta, phi = refine_state.params
+    theta, (log_rates, log_rho, log_u0) = jax.block_until_ready((theta, phi))
     refine_s = time.perf_counter() - t0
 
     # np.array copies: float64 device buffers come back as read-only views

@@ -59,8 +59,12 @@ class Preset:
     adam_steps: int
     refine_steps: int
     width: int = 64
+    pretrain_steps: int = 1000
+    refine_rounds: int = 8
+    n_colloc: int = 512
+    precision: str = "float64"
     record_every: int = 50
-    sweep_weights: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)
+    sweep_weights: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03)
     sweep_seeds: int = 3
 
     def settings(self) -> dict:
@@ -81,11 +85,13 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset("tiny", ("baseline",), ("5%",), (10,), ("fixed", "floor", "cggs"), seeds=2,
-                   adam_steps=100, refine_steps=50, width=16, sweep_weights=(0.3, 1.0), sweep_seeds=1),
+                   adam_steps=100, refine_steps=100, width=16, pretrain_steps=50, refine_rounds=2, n_colloc=32,
+                   precision="float32", sweep_weights=(0.003, 0.01), sweep_seeds=1),
     "quick": Preset("quick", ("baseline", "stiff", "partial"), ("5%",), (20,), METHODS, seeds=10,
-                    adam_steps=1000, refine_steps=300, width=32),
+                    adam_steps=1000, refine_steps=800, width=32, pretrain_steps=300, refine_rounds=4, n_colloc=128,
+                    precision="float32"),
     "full": Preset("full", ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS, seeds=10,
-                   adam_steps=6000, refine_steps=6000, width=64),
+                   adam_steps=3000, refine_steps=12000, width=64),
 }
 
 

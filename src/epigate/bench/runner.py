@@ -86,9 +86,10 @@ def cell_data(cell: Cell, seeds) -> list[Observations]:
 
 def train_config(preset: Preset, method: str, weight: float | None = None) -> TrainConfig:
     name = "fixed" if method == "fixed_best" else method
-    return TrainConfig(method=name, adam_steps=preset.adam_steps, refine_steps=preset.refine_steps,
-                       record_every=preset.record_every, fixed_weight=weight,
-                       network=NetworkConfig(width=preset.width))
+    return TrainConfig(method=name, pretrain_steps=preset.pretrain_steps, adam_steps=preset.adam_steps,
+                       refine_steps=preset.refine_steps, refine_rounds=preset.refine_rounds,
+                       record_every=preset.record_every, fixed_weight=weight, precision=preset.precision,
+                       network=NetworkConfig(width=preset.width, n_colloc=preset.n_colloc))
 
 
 def choose_fixed_weight(preset: Preset) -> tuple[float, dict]:

@@ -1,0 +1,157 @@
+"""The robustness suite of the estimator (issue 9): does the PINN reach least squares under the same
+assumptions across the dynamic range of real outbreaks?
+
+Synthetic SEIR outbreaks (beta 0.6, sigma 0.25, gamma 0.2 per day, R0 3) starting from one to a
+hundred people, every combination of seed fraction (1e-7, 1e-5, 1e-3; one person in 1e7, 1e5, 1e3
+times more people) and horizon (60, 150, 300 days: before, around and long after the peak), each
+with one observation channel (I prevalence, incidence, cumulative, or I with R); likelihood
+(gaussian 10 % relative noise fitted by squared error, poisson, negbin k = 10), number of points
+(10 to 60), start (pinned, or E(0) and I(0) estimated) and free rates (beta; beta and gamma; all)
+rotate through the cases. Then every series in ../shared/data that the CLI fits.
+
+For each case: the PINN's R0 and peak (day, size: the ODE solved with its rates and start) against
+least squares under the same assumptions, the ODE misfit ratio, the product's status and the time.
+A case passes when R0, peak day and peak size are within 5 % of least squares; a failure is
+``flagged`` when the product reports it ``not_converged``, ``silent`` otherwise.
+
+Usage: python scripts/robustness_suite.py [--only SUBSTRING] [--quick]
+(--quick: a quarter of the training budget, for a smoke run; the numbers in docs come without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from epigate.assumptions import Assumptions
+from epigate.config import TrainConfig
+from epigate.csvinput import read_csv
+from epigate.data import synthetic_outbreak
+from epigate.diagnosis import diagnose
+from epigate.fit import fit, ode_peak, start_compartments
+from epigate.models import SEIR, SIR, get_model
+
+TRUTH = {"beta": 0.6, "sigma": 0.25, "gamma": 0.2}
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    obs: object
+    model: object
+    assumptions: Assumptions
+
+
+def synthetic_cases() -> list[Case]:
+    fractions, horizons = (1e-7, 1e-5, 1e-3), (60, 150, 300)
+    channels = (("I",), ("incidence",), ("cumulative",), ("I", "R"))
+    likelihoods = (("squared", "gaussian"), ("poisson", "poisson"), ("negbin", "negbin"))
+    n_points = (10, 20, 40, 60)
+    free_sets = (("beta",), ("beta", "gamma"), ("beta", "sigma", "gamma"))
+    cases = []
+    for i, (fraction, horizon, channel) in enumerate(itertools.product(fractions, horizons, channels)):
+        likelihood, noise = likelihoods[i % 3]
+        n_obs = n_points[(i // 3) % 4]
+        free = free_sets[(i // 2) % 3]
+        estimated = i % 5 == 4
+        population = 1.0 / fraction
+        obs = synthetic_outbreak(SEIR, TRUTH, population=population, horizon=horizon, observe=channel,
+                                 n_obs=n_obs, noise=noise, noise_level=0.10, dispersion=10.0,
+                                 initial={"I": fraction}, seed=i)
+        assumptions = Assumptions(fixed={k: v for k, v in TRUTH.items() if k not in free}, likelihood=likelihood,
+                                  estimate_initial=start_compartments(SEIR) if estimated else ())
+        name = (f"seed {fraction:.0e} T{horizon} {'+'.join(channel)} {likelihood} n{n_obs} "
+                f"free {','.join(free)}{' start estimated' if estimated else ''}")
+        cases.append(Case(name, obs, SEIR, assumptions))
+    return cases
+
+
+def shared_cases() -> list[Case]:
+    """The shared series with the options a modeller would give (as in tests/test_cli_data.py)."""
+    ebola = {"sigma": 1 / 5.3, "gamma": 1 / 5.61}
+    specs = [
+        ("ebola_west_africa_2014_cumulative.csv", dict(time="date", observe={"cumulative": "cum_guinea_cases"},
+                                                       population=1e6, initial={"I": 1e-6}, start="2013-12-02"),
+         SEIR, Assumptions(fixed=ebola, likelihood="poisson")),
+        ("ebola_kikwit_1995_daily.csv", dict(time="day", observe={"incidence": "onset"}, population=5364500,
+                                             initial={"I": 1 / 5364500}),
+         SEIR, Assumptions(fixed=ebola, likelihood="poisson")),
+        ("ebola_nigeria_2014_daily.csv", dict(time="date", observe={"incidence": "new_cases"}, population=1e6,
+                                              initial={"I": 1e-6}),
+         SEIR, Assumptions(fixed={"sigma": 1 / 9.31}, likelihood="poisson")),
+        ("boarding_school_flu_1978.csv", dict(time="day", observe={"I": "in_bed", "R": "convalescent"},
+                                              population=763, initial={"I": 1 / 763}), SIR, Assumptions()),
+        ("eyam_plague_1666.csv", dict(time="time_months", observe={"I": "I", "S": "S"}, population=261,
+                                      initial={"I": 7 / 261}, time_unit="month"), SIR, Assumptions()),
+        ("measles_hagelloch_1861_daily.csv", dict(time="date", observe={"incidence": "rash_onsets"},
+                                                  population=200, initial={"I": 1 / 200}),
+         SEIR, Assumptions(likelihood="poisson")),
+    ]
+    if not SHARED.is_dir():
+        sys.exit(f"robustness_suite: the shared data folder {SHARED} is missing")
+    return [Case(name, read_csv(SHARED / name, **kw), model, a) for name, kw, model, a in specs]
+
+
+def relative(a: float, b: float) -> float:
+    return a / b - 1 if b else np.inf
+
+
+def run_case(case: Case, cfg: TrainConfig) -> dict:
+    t0 = time.perf_counter()
+    result = fit(case.obs, case.model, cfg, [0], case.assumptions)
+    seconds = time.perf_counter() - t0
+    horizon, population = case.obs.horizon, case.obs.population
+    pinn_peak = ode_peak(case.model, result.rates[0], result.u0[0], horizon, population)
+    lsq = result.classical
+    lsq_peak = ode_peak(case.model, np.array([lsq.rates[k] for k in case.model.params]), lsq.u0, horizon, population)
+    errors = (relative(result.r0[0], lsq.r0), relative(pinn_peak[0], lsq_peak[0]), relative(pinn_peak[1], lsq_peak[1]))
+    passed = bool(all(abs(e) < TOLERANCE for e in errors))
+    status = diagnose(result).status
+    return dict(name=case.name, r0=result.r0[0], r0_lsq=lsq.r0, errors=errors, misfit=result.misfit_ratio,
+                status=status, passed=passed, seconds=seconds)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--quick", action="store_true", help="a quarter of the training budget (smoke run)")
+    args = parser.parse_args()
+    cfg = TrainConfig()
+    if args.quick:
+        cfg = replace(cfg, pretrain_steps=250, adam_steps=750, refine_steps=3200)
+    cases = [c for c in synthetic_cases() + shared_cases() if args.only in c.name]
+    print(f"{len(cases)} cases; PINN {cfg.precision}, {cfg.pretrain_steps}+{cfg.adam_steps} Adam + "
+          f"{cfg.refine_steps} L-BFGS steps, one network; pass = R0, peak day and size within "
+          f"{TOLERANCE:.0%} of least squares", flush=True)
+    print(f"{'case':75s} {'PINN R0':>9s} {'LSQ R0':>9s} {'R0 %':>7s} {'day %':>7s} {'size %':>7s} "
+          f"{'misfit':>8s} {'status':>13s} {'s':>5s}", flush=True)
+    rows = []
+    for case in cases:
+        try:
+            row = run_case(case, cfg)
+        except Exception as e:  # a crash is a failure of the suite's case, reported, not hidden
+            row = dict(name=case.name, r0=np.nan, r0_lsq=np.nan, errors=(np.nan,) * 3, misfit=np.nan,
+                       status=f"error: {type(e).__name__}", passed=False, seconds=np.nan)
+        rows.append(row)
+        e = [f"{100 * x:+7.1f}" for x in row["errors"]]
+        mark = "pass" if row["passed"] else ("flagged" if row["status"] == "not_converged" else "SILENT")
+        print(f"{row['name']:75s} {row['r0']:9.4g} {row['r0_lsq']:9.4g} {' '.join(e)} {row['misfit']:8.3g} "
+              f"{row['status']:>13s} {row['seconds']:5.0f}  {mark}", flush=True)
+    passed = sum(r["passed"] for r in rows)
+    flagged = sum((not r["passed"]) and r["status"] == "not_converged" for r in rows)
+    silent = len(rows) - passed - flagged
+    print(f"summary: {passed}/{len(rows)} within {TOLERANCE:.0%} of least squares ({100 * passed / len(rows):.0f} %); "
+          f"{flagged} flagged not_converged; {silent} silently off (status ok); "
+          f"{np.nansum([r['seconds'] for r in rows]) / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
