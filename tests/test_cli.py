@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from epigate.cli import app
 
 runner = CliRunner(env={"COLUMNS": "200"})
-FAST = ["--steps", "500", "--refine-steps", "500", "--quiet"]
+FAST = ["--pretrain-steps", "200", "--steps", "400", "--refine-steps", "800", "--refine-rounds", "4", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_fit_demo_writes_every_promised_file(demo_out):
     assert q["R0"]["vs_classical"] == pytest.approx(q["R0"]["pinn"]["median"] / q["R0"]["classical"] - 1)
     assert 30 < q["peak_time"]["pinn"]["median"] < 60
     assert r["timing"]["runtime_s"] > 0
-    assert r["settings"]["adam_steps"] == 500 and r["settings"]["refine_steps"] == 500
+    assert r["settings"]["adam_steps"] == 400 and r["settings"]["refine_steps"] == 800
     obs_lines = (out / "observations.csv").read_text().splitlines()
     assert obs_lines[0] == "t,I,R" and len(obs_lines) == 41
     assert "beta" in (out / "history.csv").read_text().splitlines()[0]
