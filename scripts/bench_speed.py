@@ -28,7 +28,7 @@ from epigate.train import train
 def throughput(problem, cfg: TrainConfig, n_networks: int) -> float:
     """Steps per second per network (compile excluded)."""
     result = train(problem, cfg, list(range(n_networks)))
-    steps = cfg.adam_steps + cfg.refine_steps
+    steps = cfg.pretrain_steps + cfg.adam_steps + cfg.refine_steps
     return steps * n_networks / result.train_s
 
 
@@ -39,13 +39,14 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"Python {platform.python_version()}")
     problem = build_problem(SEIR, demo_observations(0))
-    adam = TrainConfig(method="cggs", adam_steps=args.steps, refine_steps=0)
+    adam = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=args.steps, refine_steps=0)
     one = throughput(problem, adam, 1)
     many = throughput(problem, adam, 16)
-    print("Adam + CGGS, default network 3x64 tanh, 256 collocation points, two gradients per step:")
+    print(f"Adam + CGGS, default network 3x64 tanh, {problem.arrays.tau_colloc.size} collocation points, "
+          "two gradients per step:")
     print(f"  1 network:    {one:7.0f} steps/s")
     print(f"  16 networks:  {many:7.0f} steps/s per network ({many / one:.2f}x one network)")
-    lbfgs = throughput(problem, TrainConfig(method="cggs", adam_steps=0, refine_steps=1000), 1)
+    lbfgs = throughput(problem, TrainConfig(method="cggs", pretrain_steps=0, adam_steps=0, refine_steps=800), 1)
     print(f"L-BFGS refinement, 1 network: {lbfgs:7.0f} iterations/s (from the initial network)")
     for precision in ("float64", "float32"):
         t0 = time.perf_counter()

@@ -19,6 +19,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(stderr=True)
 
 
+def _enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache, so that a second run with the same shapes does not compile
+    again: in $JAX_COMPILATION_CACHE_DIR if set, else in $XDG_CACHE_HOME/epigate/jax (~/.cache)."""
+    import os
+
+    import jax
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return  # JAX reads it itself
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    jax.config.update("jax_compilation_cache_dir", str(root / "epigate" / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=2)
@@ -268,6 +282,7 @@ def fit(
 
     if seeds < 1:
         _fail(f"--seeds must be >= 1, got {seeds}")
+    _enable_compilation_cache()
     if time_unit not in TIME_UNITS:
         _fail(f"--time-unit {time_unit!r}: choose one of {', '.join(TIME_UNITS)}")
     if sum([demo, dataset is not None, csv_path is not None]) != 1:
@@ -326,6 +341,7 @@ def bench(
 
     if preset not in PRESETS:
         _fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    _enable_compilation_cache()
     if executor not in EXECUTORS:
         _fail(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if address is not None and executor != "ray":
