@@ -16,7 +16,7 @@ A case passes when R0, peak day and peak size are within 5 % of least squares; a
 the warning that the data cannot tell the PINN's estimates from least squares' (they lie inside
 least squares' 95 % profile-likelihood region), ``SILENT`` otherwise.
 
-Usage: python scripts/robustness_suite.py [--only SUBSTRING] [--quick]
+Usage: python scripts/robustness_suite.py [--only SUBSTRING] [--skip N] [--quick]
 (--quick: a quarter of the training budget, for a smoke run; the numbers in docs come without it).
 """
 
@@ -126,11 +126,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
     parser.add_argument("--quick", action="store_true", help="a quarter of the training budget (smoke run)")
+    parser.add_argument("--skip", type=int, default=0, help="skip the first N cases (to resume a run)")
     args = parser.parse_args()
     cfg = TrainConfig()
     if args.quick:
         cfg = replace(cfg, pretrain_steps=250, adam_steps=750, refine_steps=3200)
-    cases = [c for c in synthetic_cases() + shared_cases() if args.only in c.name]
+    cases = [c for c in synthetic_cases() + shared_cases() if args.only in c.name][args.skip:]
     print(f"{len(cases)} cases; PINN {cfg.precision}, {cfg.pretrain_steps}+{cfg.adam_steps} Adam + "
           f"{cfg.refine_steps} L-BFGS steps, one network; pass = R0, peak day and size within "
           f"{TOLERANCE:.0%} of least squares", flush=True)
