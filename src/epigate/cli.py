@@ -60,6 +60,8 @@ def print_summary(s) -> None:
 
     if s.verdict:
         console.print(f"[bold red]{s.verdict}[/]")
+    for warning in s.warnings:  # before the table: a loosely pinned estimate must not be read alone
+        console.print(f"[yellow]warning:[/] {warning}")
     free_start = any(q.classical_free_start is not None for q in s.quantities)
     table = Table(title=f"{s.model.upper()} estimates ({s.method}, {s.members} network(s)): {s.status}")
     columns = ["quantity", "PINN"] + ([f"{INTERVAL_LABEL} interval"] if s.members > 1 else []) + ["LSQ", "PINN vs LSQ"]
@@ -80,8 +82,6 @@ def print_summary(s) -> None:
             row += [number(q.truth), percent(q.vs_truth), percent(q.classical_vs_truth)]
         table.add_row(*row)
     Console().print(table)
-    for warning in s.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
     if s.polish:
         console.print("polished (least squares from the PINN estimate): "
                       + ", ".join(f"{k} {number(v)}" for k, v in s.polish.items() if k != "loss"))
