@@ -37,7 +37,7 @@ from epigate.csvinput import read_csv
 from epigate.data import synthetic_outbreak
 from epigate.diagnosis import diagnose
 from epigate.fit import fit, ode_peak, start_compartments
-from epigate.models import SEIR, SIR, get_model
+from epigate.models import SEIR, SIR
 
 TRUTH = {"beta": 0.6, "sigma": 0.25, "gamma": 0.2}
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -1,16 +1,20 @@
 """Training: one compiled loop for every balancing strategy, many networks at once.
 
-Two phases, the same for every method (docs/method.md, "The training recipe"):
+Three phases, the same for every method (docs/method.md, "The training recipe"); the rates are
+always the closed-form minimiser of the physics residual for the current network
+(``pinn.optimal_rates``), never trained:
 
-1. **First-order phase** (Adam): the strategy under test combines the data and physics gradients
-   of the network weights; the rates get the physics gradient alone, ungated, and estimated
-   reporting fractions the data gradient alone.
-2. **Refinement phase** (L-BFGS): ``L_data + lam_ref * L_phys`` over the network and the other
-   free numbers, with the rates eliminated in closed form (``pinn.optimal_log_rates``), at the
-   fixed reference weight. At a stationary point the two gradients are exactly opposite (c = -1),
-   so no gate may set the weight here: it would switch physics off precisely at convergence.
+0. **Pre-training** (Adam): the physics alone at the guess rates, so the network starts from an
+   epidemic-shaped curve.
+1. **First-order phase** (Adam): the strategy under test combines the data gradient and the
+   physics gradient of the network weights, the physics gradient ramped from ``physics_ramp`` to
+   1; estimated reporting fractions and initial values get the combined gradient.
+2. **Refinement** (L-BFGS): augmented-Lagrangian rounds ``L_data + lam_r mean(r^2) + mean(mu r)``
+   at a fixed weight per round (``refine_weights``), the multipliers updated between rounds. At a
+   stationary point the two gradients are exactly opposite (c = -1), so no gate may set the
+   weight here: it would switch physics off precisely at convergence.
 
-Both phases run ``record_every`` steps per ``lax.scan`` iteration inside a compiled chunk; a chunk
+Every phase runs ``record_every`` steps per ``lax.scan`` iteration inside a compiled chunk; a chunk
 is called repeatedly from Python, which checks for divergence and advances the progress bar.
 Everything is ``vmap``-ed over a leading member axis (K networks trained at once).
 """
