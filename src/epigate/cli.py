@@ -262,7 +262,7 @@ def fit(
                                                  "(default 8)."),
     lr: float = typer.Option(None, help="Adam's initial learning rate (default 2e-3)."),
     lam_ref: float = typer.Option(None, help="Reference physics weight (default 0.01; see docs/method.md)."),
-    precision: str = typer.Option("float64", help="float64 (refines further; about 2x slower) or float32."),
+    precision: str = typer.Option("float64", help="float64 (the default) or float32 (not faster with this recipe: see docs/method.md)."),
     seed: int = typer.Option(0, help="Seed of the (first) network and of the demo's noise."),
     seeds: int = typer.Option(1, help="Train this many networks at once (vmap) and report the spread."),
     polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),

@@ -37,8 +37,8 @@ class TrainConfig:
         alpha: EMA factor of adaptive weights (1 = instantaneous).
         record_every: steps between history records (must divide every phase's step count).
         lbfgs_memory: number of past updates L-BFGS keeps for its curvature estimate.
-        precision: ``float64`` (JAX's x64 mode for this training only; the default: L-BFGS
-            refines to the least-squares optimum) or ``float32`` (about 2x faster).
+        precision: ``float64`` (JAX's x64 mode for this training only; the default) or
+            ``float32`` (the demo trains no faster in it: its L-BFGS line searches take longer).
     """
 
     method: str = "cggs"
