@@ -286,6 +286,7 @@ class _Programs(NamedTuple):
     start_round: Callable
     end_round: Callable
     blocks: tuple[int, int, int]  # records per compiled chunk of each phase
+    chunks: tuple[int, int, int]  # chunk calls per phase (pre-training, first-order, one refinement round)
 
 
 def _blocks_per_chunk(total: int, every: int, target_steps: int = 1000) -> int:
@@ -302,9 +303,9 @@ def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
     def chunk(block, n_blocks):
         return lambda carry, a: jax.lax.scan(lambda s, _: block(s, a), carry, None, length=n_blocks)
 
-    per_round = cfg.refine_steps // cfg.refine_rounds
-    blocks = tuple(_blocks_per_chunk(n, cfg.record_every) if n else 0
-                   for n in (cfg.pretrain_steps, cfg.adam_steps, per_round))
+    phase_steps = (cfg.pretrain_steps, cfg.adam_steps, cfg.refine_steps // cfg.refine_rounds)
+    blocks = tuple(_blocks_per_chunk(n, cfg.record_every) if n else 0 for n in phase_steps)
+    chunks = tuple(n // (cfg.record_every * b) if b else 0 for n, b in zip(phase_steps, blocks))
     vmapped = lambda f: jax.jit(jax.vmap(f, in_axes=(0, data_axis)))
     pretrain = vmapped(chunk(steps.pretrain_block, blocks[0])) if blocks[0] else None
     adam = vmapped(chunk(steps.adam_block, blocks[1])) if blocks[1] else None
@@ -324,7 +325,7 @@ def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
     init = jax.jit(jax.vmap(steps.init, in_axes=(0, data_axis)))
     adam_init = jax.jit(jax.vmap(steps.adam_init))
     refine_init = jax.jit(jax.vmap(steps.refine_init, in_axes=(0, 0, data_axis)))
-    return _Programs(init, adam_init, refine_init, pretrain, adam, refine, start_round, end_round, blocks)
+    return _Programs(init, adam_init, refine_init, pretrain, adam, refine, start_round, end_round, blocks, chunks)
 
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, steps done, steps total)
@@ -400,9 +401,7 @@ def _train(spec: ProblemSpec, arrays: ProblemArrays, batched: bool, cfg: TrainCo
            monitor: _Monitor) -> TrainResult:
     programs = _programs(spec, cfg, batched)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    n_pre, n_adam, n_round = (steps // (cfg.record_every * blocks) if blocks else 0 for steps, blocks in
-                              zip((cfg.pretrain_steps, cfg.adam_steps, cfg.refine_steps // cfg.refine_rounds),
-                                  programs.blocks))
+    n_pre, n_adam, n_round = programs.chunks
     t0 = time.perf_counter()
     pre_state, phi = programs.init(keys, arrays)
     theta = pre_state.theta
