@@ -73,6 +73,19 @@ class OdeObjective:
         self.n_valid = max(int(self.mask.sum()), 1)
         self.n_evals = 0
 
+    @property
+    def parameter_names(self) -> list[str]:
+        """Names of the entries of the free-parameter vector: rates, ``reporting_<channel>``,
+        ``initial_<compartment>`` (each the log of the value)."""
+        return (list(self.free_rates) + [f"reporting_{self.obs.channels[j]}" for j in self.free_rho]
+                + [f"initial_{self.model.states[i]}" for i in self.free_u0])
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the free-parameter vector (log scale)."""
+        kinds = [LOG_RATE_BOUNDS] * len(self.free_rates) + [LOG_RHO_BOUNDS] * len(self.free_rho) + \
+                [LOG_U0_BOUNDS] * len(self.free_u0)
+        return np.array([k[0] for k in kinds]), np.array([k[1] for k in kinds])
+
     def unpack(self, x):
         """Parameter vector (log rates, log rho, log initial fractions; free ones only) -> rates,
         reporting fractions, initial state."""
@@ -98,18 +111,24 @@ class OdeObjective:
         x = self.pack(dict(zip(self.model.params, rates)), rho, u0)
         return float(np.sum(self.residuals(x) ** 2))
 
+    def expected_counts(self, rates, rho, u0) -> np.ndarray:
+        """(n, k) people the model expects at the observation times, reporting included, for
+        rates (p,) in the model's order, reporting fractions (k,) and initial fractions (s,).
+        Raises RuntimeError when the ODE solve fails."""
+        u = simulate_numpy(self.model, rates, u0, self.grid)
+        at = lambda times: u[np.searchsorted(self.grid, times)]
+        u_start = at(self.t_start) if self.t_start is not None else None
+        return observe_states(self.model, self.obs.channels, at(self.obs.t), u_start, u0) * rho * self.obs.population
+
     def residuals(self, x):
         self.n_evals += 1
         p, rho, u0 = self.unpack(x)
         if u0[0] <= 0:
             return np.full(self.mask.shape, 1e3)[self.mask]
         try:
-            u = simulate_numpy(self.model, p, u0, self.grid)
+            pred = self.expected_counts(p, rho, u0) / (self.obs.population * self.scale)
         except RuntimeError:
             return np.full(self.mask.shape, 1e3)[self.mask]
-        at = lambda times: u[np.searchsorted(self.grid, times)]
-        u_start = at(self.t_start) if self.t_start is not None else None
-        pred = observe_states(self.model, self.obs.channels, at(self.obs.t), u_start, u0) * rho / self.scale
         if self.likelihood == "squared":
             return (pred - self.y)[self.mask] / np.sqrt(self.n_valid)
         # signed deviance residuals: their sum of squares is the mean deviance
@@ -130,9 +149,8 @@ def classical_fit(model: CompartmentalModel, obs: Observations, assumptions: Ass
     t0 = time.perf_counter()
     assumptions.check(model, obs)
     obj = OdeObjective(model, obs, assumptions)
-    n_r, n_rho, n_u0 = len(obj.free_rates), len(obj.free_rho), len(obj.free_u0)
-    lower = [LOG_RATE_BOUNDS[0]] * n_r + [LOG_RHO_BOUNDS[0]] * n_rho + [LOG_U0_BOUNDS[0]] * n_u0
-    upper = [LOG_RATE_BOUNDS[1]] * n_r + [LOG_RHO_BOUNDS[1]] * n_rho + [LOG_U0_BOUNDS[1]] * n_u0
+    n_rho = len(obj.free_rho)
+    lower, upper = obj.bounds()
     u0_start = [np.clip(np.log(max(obj.u0[i], 1.0 / obs.population)), *LOG_U0_BOUNDS) for i in obj.free_u0]
     base = dict(model.guess)
     starts = []

@@ -55,8 +55,7 @@ def _progress_bar(quiet: bool):
 
 def print_summary(s) -> None:
     """The short table of estimates on the terminal (``s`` a :class:`~epigate.summary.FitSummary`)."""
-    from .formatting import number, percent
-    from .summary import INTERVAL_LABEL
+    from .formatting import interval_heading, interval_text, number, percent
 
     if s.verdict:
         console.print(f"[bold red]{s.verdict}[/]")
@@ -64,7 +63,9 @@ def print_summary(s) -> None:
         console.print(f"[yellow]warning:[/] {warning}")
     free_start = any(q.classical_free_start is not None for q in s.quantities)
     table = Table(title=f"{s.model.upper()} estimates ({s.method}, {s.members} network(s)): {s.status}")
-    columns = ["quantity", "PINN"] + ([f"{INTERVAL_LABEL} interval"] if s.members > 1 else []) + ["LSQ", "PINN vs LSQ"]
+    columns = ["quantity", "PINN"] + ([interval_heading(s.interval_kind, s.interval_level)] if s.interval_kind else [])
+    columns += ["LSQ"] + ([interval_heading("profile", s.classical_interval_level)] if s.classical_interval_level
+                          else []) + ["PINN vs LSQ"]
     columns += ["LSQ free start"] if free_start else []
     columns += ["truth", "PINN vs truth", "LSQ vs truth"] if s.has_truth else []
     for column in columns:
@@ -73,10 +74,9 @@ def print_summary(s) -> None:
                      "of the infectious compartment" + ("; LSQ free start: least squares that also estimates "
                                                         "the start (E(0), I(0))" if free_start else ""))
     for q in s.quantities:
-        row = [q.label, number(q.pinn.median)]
-        if s.members > 1:
-            row.append(f"[{number(q.pinn.lo)}, {number(q.pinn.hi)}]")
-        row += [number(q.classical), percent(q.vs_classical)]
+        row = [q.label, number(q.pinn)] + ([interval_text(q.interval)] if s.interval_kind else [])
+        row += [number(q.classical)] + ([interval_text(q.classical_interval)] if s.classical_interval_level else [])
+        row += [percent(q.vs_classical)]
         row += [number(q.classical_free_start)] if free_start else []
         if s.has_truth:
             row += [number(q.truth), percent(q.vs_truth), percent(q.classical_vs_truth)]
@@ -264,7 +264,16 @@ def fit(
     lam_ref: float = typer.Option(None, help="Reference physics weight (default 0.01; see docs/method.md)."),
     precision: str = typer.Option("float64", help="float64 (the default) or float32 (not faster with this recipe: see docs/method.md)."),
     seed: int = typer.Option(0, help="Seed of the (first) network and of the demo's noise."),
-    seeds: int = typer.Option(1, help="Train this many networks at once (vmap) and report the spread."),
+    seeds: int = typer.Option(1, help="Train this many networks at once (vmap) from different seeds and report "
+                                      "their spread (training variability, not a confidence interval)."),
+    bootstrap: Optional[int] = typer.Option(None, help="Parametric bootstrap with K networks trained at once: "
+                                                       "the first on the data, K-1 on data resampled from the "
+                                                       "fitted model; gives confidence intervals and bands."),
+    forecast: Optional[float] = typer.Option(None, help="Extend every trajectory this many time units past the "
+                                                        "last observation (forecast.csv, with bands from "
+                                                        "--bootstrap)."),
+    level: Optional[float] = typer.Option(None, help="Level of every interval (default 0.9 for the PINN's, 0.95 "
+                                                     "for least squares' profile intervals)."),
     polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),
     likelihood: str = typer.Option("squared", help="Data misfit: squared (scaled counts), poisson or negbin."),
     dispersion: float = typer.Option(10.0, help="Negative-binomial dispersion k (variance mu + mu^2/k)."),
@@ -282,6 +291,15 @@ def fit(
 
     if seeds < 1:
         _fail(f"--seeds must be >= 1, got {seeds}")
+    if bootstrap is not None and bootstrap < 2:
+        _fail(f"--bootstrap K needs K >= 2 (one network on the data, K-1 on resampled data), got {bootstrap}")
+    if bootstrap is not None and seeds > 1:
+        _fail("--bootstrap and --seeds > 1 cannot be combined: the bootstrap's networks already start from "
+              "different seeds")
+    if forecast is not None and not (math.isfinite(forecast) and forecast > 0):
+        _fail(f"--forecast DAYS must be a number of time units > 0, got {forecast:g}")
+    if level is not None and not 0 < level < 1:
+        _fail(f"--level must be in (0, 1), e.g. 0.9, got {level:g}")
     _enable_compilation_cache()
     if time_unit not in TIME_UNITS:
         _fail(f"--time-unit {time_unit!r}: choose one of {', '.join(TIME_UNITS)}")
@@ -308,20 +326,23 @@ def fit(
     try:
         if bar:
             bar.start()
-        result = run_fit(obs, model_, cfg, list(range(seed, seed + seeds)), assumptions, polish=polish,
-                         progress=update)
+        result = run_fit(obs, model_, cfg, list(range(seed, seed + seeds)), assumptions, bootstrap=bootstrap or 0,
+                         level=level, polish=polish, progress=update)
     except TrainingDiverged as e:
         _fail(str(e))
     finally:
         if bar:
             bar.stop()
     if out is not None:
-        from .output import FILES, write_fit
+        from .output import FILES, FORECAST_FILES, write_fit
 
-        summary = write_fit(result, out)
-        console.print(f"wrote {out}/: {', '.join(FILES)}")
+        summary = write_fit(result, out, forecast_days=forecast)
+        console.print(f"wrote {out}/: {', '.join(FILES + (FORECAST_FILES if forecast else ()))}")
     else:
         summary = summarise(result)
+        if forecast is not None:
+            console.print("[yellow]note:[/] --forecast writes forecast.csv into --out DIR; without it only the "
+                          "peak (searched past the data) is shown")
     print_summary(summary)
 
 

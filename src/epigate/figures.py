@@ -108,3 +108,24 @@ def params_figure(result: FitResult, path: Path) -> None:
         ax.set_xlabel("step")
     axes[0].legend(fontsize=8)
     _save(fig, path)
+
+
+def forecast_figure(result: FitResult, bands, path: Path) -> None:
+    """Data, and each forecast series' median and band (``bands`` a :class:`~epigate.forecast.Bands`)."""
+    obs = result.obs
+    fig, axes = plt.subplots(1, len(bands.names), figsize=(4.6 * len(bands.names), 3.8), squeeze=False)
+    for j, (name, ax) in enumerate(zip(bands.names, axes[0])):
+        col = COLORS[j % len(COLORS)]
+        ax.plot(bands.t, bands.median[:, j], color=col, label="median")
+        if bands.kind is not None:
+            what = "predictive" if bands.predictive[j] else "confidence"
+            ax.fill_between(bands.t, bands.lo[:, j], bands.hi[:, j], color=col, alpha=0.25,
+                            label=f"{100 * bands.level:g} % {what} band ({bands.kind.replace('_', ' ')})")
+        if name in obs.channels:
+            ax.plot(obs.t, obs.values[:, obs.channels.index(name)], "o", color="k", ms=3, label="observed")
+        ax.axvline(bands.last_observation, color="gray", ls="--", lw=1)
+        ax.set_title(f"{name}: forecast past the last observation (dashed)")
+        ax.set_xlabel(f"time ({obs.time_unit}s)")
+        ax.set_ylabel("people")
+        ax.legend(fontsize=7)
+    _save(fig, path)

@@ -15,15 +15,32 @@ import numpy as np
 
 from . import metrics
 from .assumptions import Assumptions
+from .bootstrap import NoiseModel, fitted_noise, resample
 from .classical import ClassicalFit, OdeObjective, classical_fit
 from .data import Observations, initial_fractions
 from .models import CompartmentalModel, simulate_numpy
 from .pinn import build_problem, stack_problems
+from .profile import DEFAULT_LEVEL as PROFILE_LEVEL, ProfileResult, profile_intervals
 from .config import TrainConfig
 from .train import ProgressFn, TrainingDiverged, TrainResult, network_states, train
 
 GRID_POINTS = 401  # points of the fine time grid for trajectories and figures
 PEAK_SEARCH_HORIZONS = 4.0  # the peak is searched up to this many data horizons
+INTERVAL_LEVEL = 0.9  # default level of the PINN's intervals (bootstrap or training spread)
+
+
+@dataclass
+class Bootstrap:
+    """The replicates of a parametric bootstrap (``fit(..., bootstrap=K)``).
+
+    Attributes:
+        noise: the fitted noise model the replicates were drawn with.
+        replicates: K - 1 fits, network k on data set k resampled from least squares' fit; each
+            with its own least-squares reference, so that each can be diagnosed.
+    """
+
+    noise: NoiseModel
+    replicates: list["FitResult"]
 
 
 @dataclass
@@ -42,6 +59,10 @@ class FitResult:
         ode_loss: (K,) data loss of the exact ODE solution with each member's estimates (the
             classical fit's loss definition), for misfit diagnostics.
         t_grid: (G,) fine time grid; ``network_states`` (K, G, s) the networks' fractions on it.
+        profile: least squares' profile-likelihood intervals (None unless asked).
+        bootstrap: the bootstrap replicates (None unless asked); then K = 1 here: the network
+            fitted to the data.
+        level: the nominal level of the PINN's intervals.
     """
 
     model: CompartmentalModel
@@ -60,6 +81,9 @@ class FitResult:
     t_grid: np.ndarray
     network_states: np.ndarray
     runtime_s: float
+    profile: ProfileResult | None = None
+    bootstrap: Bootstrap | None = None
+    level: float = INTERVAL_LEVEL
 
     @property
     def ok(self) -> np.ndarray:
@@ -97,25 +121,50 @@ def member_initial_states(model: CompartmentalModel, obs: Observations, log_u0: 
 
 
 def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: Sequence[int],
-        assumptions: Assumptions = Assumptions(), *, polish: bool = False,
-        progress: ProgressFn | None = None) -> FitResult:
+        assumptions: Assumptions = Assumptions(), *, bootstrap: int = 0, profile: bool = True,
+        level: float | None = None, polish: bool = False, progress: ProgressFn | None = None) -> FitResult:
     """Train K networks (one per seed) on ``obs`` together, and the classical reference.
 
-    Raises TrainingDiverged if a lone network diverges, or every member of an ensemble does.
+    Args:
+        bootstrap: K >= 2 for a parametric bootstrap: network 0 (``seeds[0]``) fits ``obs``, networks
+            1..K-1 fit data sets resampled from least squares' fit (see ``bootstrap.py``), all in
+            one vmapped run; ``seeds`` must then hold one seed. 0: no bootstrap.
+        profile: also compute least squares' profile-likelihood intervals.
+        level: nominal level of every interval; default 0.9 for the PINN's and 0.95 for the profile.
+
+    Raises TrainingDiverged if a lone network diverges, or every member of an ensemble does, or
+    the bootstrap's network on the data does.
     """
     t_start = time.perf_counter()
-    problem = build_problem(model, obs, assumptions, n_colloc=cfg.network.n_colloc)
-    result = train(problem, cfg, seeds, progress=progress, raise_on_divergence=len(seeds) == 1)
-    if result.diverged.all():
-        raise TrainingDiverged(f"method {cfg.method}: every ensemble member diverged "
-                               f"(first at step {result.diverged_step.min()})")
+    if bootstrap and (bootstrap < 2 or len(seeds) != 1):
+        raise ValueError(f"a bootstrap needs K >= 2 networks and one seed, got K = {bootstrap}, seeds {list(seeds)}")
     classical = classical_fit(model, obs, assumptions)
     free_start = None
     if not assumptions.estimate_initial:  # the start is pinned: show how much that assumption moves the answer
         # started from the pinned-start optimum: one local search instead of four restarts
         free_start = classical_fit(model, obs, replace(assumptions, estimate_initial=start_compartments(model)),
                                    start={n: v for n, v in classical.rates.items() if n not in assumptions.fixed})
-    return _assemble(obs, model, cfg, assumptions, list(seeds), result, classical, polish, t_start, free_start)
+    profiled = profile_intervals(model, obs, classical, assumptions, level=level or PROFILE_LEVEL) if profile else None
+    extra = dict(profile=profiled, level=level or INTERVAL_LEVEL, classical_free_start=free_start)
+    if bootstrap:
+        noise = fitted_noise(model, obs, classical, assumptions)
+        datasets = [obs] + resample(model, obs, classical, noise, bootstrap - 1, seed=seeds[0])
+        start = {n: v for n, v in classical.rates.items() if n not in assumptions.fixed}
+        references = [classical] + [classical_fit(model, d, assumptions, start=start) for d in datasets[1:]]
+        members = fit_batch(datasets, model, cfg, [seeds[0] + k for k in range(bootstrap)], assumptions,
+                            references=references, progress=progress)
+        if members[0].train.diverged.all():
+            raise TrainingDiverged(f"method {cfg.method}: the network fitted to the data diverged "
+                                   f"(step {members[0].train.diverged_step.min()})")
+        return replace(members[0], bootstrap=Bootstrap(noise, members[1:]), runtime_s=time.perf_counter() - t_start,
+                       **extra)
+    problem = build_problem(model, obs, assumptions, n_colloc=cfg.network.n_colloc)
+    result = train(problem, cfg, seeds, progress=progress, raise_on_divergence=len(seeds) == 1)
+    if result.diverged.all():
+        raise TrainingDiverged(f"method {cfg.method}: every ensemble member diverged "
+                               f"(first at step {result.diverged_step.min()})")
+    fitted = _assemble(obs, model, cfg, assumptions, list(seeds), result, classical, polish, t_start)
+    return replace(fitted, runtime_s=time.perf_counter() - t_start, **extra)
 
 
 def fit_batch(datasets: Sequence[Observations], model: CompartmentalModel, cfg: TrainConfig,
@@ -143,7 +192,7 @@ def start_compartments(model: CompartmentalModel) -> tuple[str, ...]:
 
 def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, assumptions: Assumptions,
               seeds: list[int], result: TrainResult, classical: ClassicalFit | None, polish: bool,
-              t_start: float, classical_free_start: ClassicalFit | None = None) -> FitResult:
+              t_start: float) -> FitResult:
     """The classical reference, the ODE checks of every member, and the networks on a fine grid."""
     rates, rho = np.exp(result.log_rates), np.exp(result.log_rho)
     u0s = member_initial_states(model, obs, result.log_u0, assumptions.estimate_initial)
@@ -162,6 +211,6 @@ def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, as
     states[result.diverged] = np.nan
     return FitResult(model=model, obs=obs, config=cfg, assumptions=assumptions, seeds=seeds, train=result,
                      rates=rates, rho=rho, u0=u0s, classical=classical,
-                     classical_free_start=classical_free_start, polish=polished,
+                     classical_free_start=None, polish=polished,
                      ode_loss=ode_loss, t_grid=t_grid, network_states=states,
                      runtime_s=time.perf_counter() - t_start)

@@ -36,3 +36,21 @@ def csv_cell(v, missing: str = ""):
     if isinstance(v, np.integer):
         return int(v)
     return v
+
+
+def interval_text(iv, missing: str = "-") -> str:
+    """An interval as ``[lo, hi]``, or ``>= lo`` / ``<= hi`` when the data leave one side open."""
+    if iv is None:
+        return missing
+    if iv.lo is None and iv.hi is None:
+        return "not bounded"
+    if iv.hi is None:
+        return f">= {number(iv.lo)}"
+    if iv.lo is None:
+        return f"<= {number(iv.hi)}"
+    return f"[{number(iv.lo)}, {number(iv.hi)}]"
+
+
+def interval_heading(kind: str, level: float) -> str:
+    """Column heading of an interval, naming its kind: ``90 % bootstrap``."""
+    return f"{100 * level:g} % {kind.replace('_', ' ')}"

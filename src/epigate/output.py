@@ -14,6 +14,7 @@ from .train import Record
 
 FILES = ("result.json", "report.html", "observations.csv", "trajectories.csv", "history.csv", "fit.png",
          "training.png", "params.png")
+FORECAST_FILES = ("forecast.csv", "forecast.png")  # with a forecast
 
 
 def observations_rows(result: FitResult):
@@ -50,13 +51,19 @@ def history_rows(result: FitResult):
     return header, rows
 
 
-def write_fit(result: FitResult, out: Path) -> FitSummary:
-    """Write every file of ``FILES`` into ``out`` (atomically). Returns the summary."""
+def write_fit(result: FitResult, out: Path, forecast_days: float | None = None) -> FitSummary:
+    """Write every file of ``FILES`` into ``out`` (atomically), and ``FORECAST_FILES`` with the
+    trajectories ``forecast_days`` past the last observation when given. Returns the summary."""
     from . import figures
+    from .forecast import bands_rows, forecast_bands
     from .report import write_fit_report
 
     summary = summarise(result)
     with atomic_dir(out) as tmp:
+        if forecast_days is not None:
+            bands = forecast_bands(result, forecast_days)
+            write_csv(tmp / "forecast.csv", *bands_rows(bands, result.obs.time_unit))
+            figures.forecast_figure(result, bands, tmp / "forecast.png")
         write_json(tmp / "result.json", summary.to_json())
         write_csv(tmp / "observations.csv", *observations_rows(result))
         write_csv(tmp / "trajectories.csv", *trajectory_rows(result))

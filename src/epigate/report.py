@@ -7,8 +7,8 @@ import html
 import json
 from pathlib import Path
 
-from .formatting import number, percent
-from .summary import INTERVAL_LABEL, FitSummary
+from .formatting import interval_heading, interval_text, number, percent
+from .summary import FitSummary
 
 DASH = "&ndash;"
 
@@ -19,18 +19,22 @@ def _img(path: Path, alt: str) -> str:
 
 
 def estimates_table(s: FitSummary) -> str:
-    """One row per reported quantity: PINN median and interval, least squares, their difference,
-    and the truth when known."""
+    """One row per reported quantity: the PINN's estimate and interval, least squares' estimate and
+    profile interval, their difference, and the truth when known. Headings name each interval's kind."""
     free_start = any(q.classical_free_start is not None for q in s.quantities)
-    head = ["quantity", "PINN (median)", f"{INTERVAL_LABEL} interval", "least squares", "PINN vs LSQ"]
+    head = ["quantity", "PINN"] + ([interval_heading(s.interval_kind, s.interval_level)] if s.interval_kind else [])
+    head += ["least squares"] + ([interval_heading("profile", s.classical_interval_level)]
+                                 if s.classical_interval_level else []) + ["PINN vs LSQ"]
     head += ["least squares, start estimated"] if free_start else []
     if s.has_truth:
         head += ["truth", "PINN vs truth"]
     rows = []
     for q in s.quantities:
-        row = [html.escape(q.label), number(q.pinn.median, missing=DASH),
-               f"[{number(q.pinn.lo, missing=DASH)}, {number(q.pinn.hi, missing=DASH)}]",
-               number(q.classical, missing=DASH), percent(q.vs_classical, missing=DASH)]
+        row = [html.escape(q.label), number(q.pinn, missing=DASH)]
+        row += [html.escape(interval_text(q.interval, missing=DASH))] if s.interval_kind else []
+        row += [number(q.classical, missing=DASH)]
+        row += [html.escape(interval_text(q.classical_interval, missing=DASH))] if s.classical_interval_level else []
+        row += [percent(q.vs_classical, missing=DASH)]
         row += [number(q.classical_free_start, missing=DASH)] if free_start else []
         if s.has_truth:
             row += [number(q.truth, missing=DASH), percent(q.vs_truth, missing=DASH)]
@@ -38,6 +42,23 @@ def estimates_table(s: FitSummary) -> str:
     out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in rows]
     return "\n".join(out + ["</table>"])
+
+
+def intervals_note(s: FitSummary) -> str:
+    """What the intervals of the table are."""
+    kinds = {
+        "bootstrap": (f"a parametric bootstrap: {s.members} networks trained together, the first on the data, the "
+                      "others on data sets resampled from the least-squares fit with its fitted noise; the interval "
+                      "holds the central percentiles of the converged networks' estimates"),
+        "training_spread": (f"the spread of {s.members} networks trained from different seeds on the same data: "
+                            "training variability, not the uncertainty the data leave (use --bootstrap K for that)"),
+        None: "one network: no interval (use --bootstrap K)",
+    }
+    note = f"PINN interval: {kinds[s.interval_kind]}."
+    if s.classical_interval_level:
+        note += (" Least squares' interval: profile likelihood (each number held, the others refitted), open on a "
+                 "side where the data do not bound it.")
+    return f"<p>{html.escape(note)}</p>"
 
 
 def write_fit_report(s: FitSummary, folder: Path, path: Path) -> None:
@@ -54,6 +75,11 @@ def write_fit_report(s: FitSummary, folder: Path, path: Path) -> None:
     settings = json.dumps({"model": s.model, "method": s.method, "fixed": s.fixed, "seeds": s.seeds,
                            "likelihood": s.likelihood, **s.settings}, indent=1, default=str)
     model = html.escape(s.model.upper())
+    forecast = ""
+    if (folder / "forecast.png").exists():
+        forecast = ("<h2>Forecast</h2><p>Each series past the last observation (dashed line), with its band: "
+                    "predictive for observed channels (observation noise included), confidence for latent "
+                    "compartments. Values in forecast.csv.</p>" + _img(folder / "forecast.png", "forecast"))
     figures = [(folder / "fit.png", "data and fit"), (folder / "params.png", "estimates over training"),
                (folder / "training.png", "losses, physics weight and gradient cosine over training")]
     body = f"""<!doctype html>
@@ -72,10 +98,11 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }}
 {d.time_unit}s.</p>
 {''.join(f'<p class="warn">{w}</p>' for w in warnings)}
 <h2>Estimates</h2>
-<p>Median and {INTERVAL_LABEL} interval over {s.members} network(s) trained together (the spread of networks
-trained on the same data: training variability, not the uncertainty the data leave). The least-squares column is the classical ODE fit of the same model to the same data: the reference the PINN
-is judged against.</p>
+<p>The least-squares column is the classical ODE fit of the same model to the same data: the reference the
+PINN is judged against.</p>
+{intervals_note(s)}
 {estimates_table(s)}
+{forecast}
 {polish}
 <h2>Fit</h2>
 {_img(*figures[0])}

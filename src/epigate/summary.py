@@ -10,45 +10,34 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .config import config_fields
 from .data import initial_fractions
 from .diagnosis import diagnose
 from .fit import FitResult, ode_peak
-from .config import config_fields
+from .intervals import Interval, percentile_interval
 
-INTERVAL_PERCENTILES = (5.0, 95.0)  # the reported ensemble interval: a 90 % interval
-INTERVAL_LABEL = "90 %"
-
-
-@dataclass(frozen=True)
-class Spread:
-    """Median and interval of the members' values (NaN members ignored)."""
-
-    median: float
-    lo: float
-    hi: float
-
-    @classmethod
-    def of(cls, values) -> "Spread":
-        v = np.asarray(values, dtype=float)
-        v = v[np.isfinite(v)]
-        if not v.size:
-            return cls(np.nan, np.nan, np.nan)
-        lo, hi = np.percentile(v, INTERVAL_PERCENTILES)
-        return cls(float(np.median(v)), float(lo), float(hi))
+INTERVAL_PERCENTILES = (5.0, 95.0)  # the band of network trajectories in figures and trajectories.csv
 
 
 @dataclass(frozen=True)
 class Quantity:
-    """One reported number: the PINN members' spread, least squares, and the truth when known.
+    """One reported number: the PINN's estimate and interval, least squares' estimate and profile
+    interval, and the truth when known.
 
     ``name`` is the key in ``result.json`` (e.g. ``beta``, ``infectious_period``, ``R0``,
     ``peak_time``); ``unit`` is its unit in words (``1/day``, ``days``, ``people``, or empty).
+    ``pinn`` is the estimate of the network fitted to the data (the members' median for an
+    ensemble of seeds); ``interval`` its interval (None with one network and no bootstrap: one
+    number has no spread); ``classical_interval`` least squares' profile interval (None where not
+    computed, e.g. for the peak).
     """
 
     name: str
     unit: str
-    pinn: Spread
+    pinn: float
+    interval: Interval | None
     classical: float | None
+    classical_interval: Interval | None = None
     truth: float | None = None
     classical_free_start: float | None = None  # least squares with E(0), I(0) estimated too
 
@@ -58,11 +47,11 @@ class Quantity:
 
     @property
     def vs_classical(self) -> float | None:
-        return _relative(self.pinn.median, self.classical)
+        return _relative(self.pinn, self.classical)
 
     @property
     def vs_truth(self) -> float | None:
-        return _relative(self.pinn.median, self.truth)
+        return _relative(self.pinn, self.truth)
 
     @property
     def classical_vs_truth(self) -> float | None:
@@ -103,8 +92,13 @@ class FitSummary:
     members: int
     status: str  # "ok" or "not_converged" (diagnosis.py)
     reasons: list[str]  # why not converged
-    warnings: list[str]  # least-squares estimates at a bound of their search
+    warnings: list[str]  # what a reader must know before reading the numbers (diagnosis.py, identifiability)
     quantities: list[Quantity]
+    interval_kind: str | None  # of the PINN's intervals: bootstrap, training_spread, or None (one network)
+    interval_level: float | None
+    classical_interval_level: float | None  # of least squares' profile intervals
+    correlation: dict  # {"parameters": [...], "matrix": [[...]]}: least squares' estimates (log scale)
+    bootstrap: dict | None  # {"members", "used", "left_out_seeds", "noise"}
     misfit_ratio: float
     adam_phase_rates: dict[str, float]
     polish: dict[str, float] | None
@@ -136,6 +130,9 @@ class FitSummary:
         out = asdict(self)
         out["quantities"] = {q.name: dict(asdict(q), vs_classical=q.vs_classical, vs_truth=q.vs_truth)
                              for q in self.quantities}
+        out["intervals"] = {q.name: asdict(q.interval) for q in self.quantities if q.interval is not None}
+        out["classical_intervals"] = {q.name: asdict(q.classical_interval) for q in self.quantities
+                                      if q.classical_interval is not None}
         return out
 
 
@@ -166,34 +163,107 @@ def _classical_values(result: FitResult, fit) -> dict[str, float]:
                    a.estimate_initial, a.reporting)
 
 
+STRONG_CORRELATION = 0.95  # least-squares estimates correlated beyond this get a warning
+
+
+def _member_values(result: FitResult) -> list[dict[str, float]]:
+    m, obs, a = result.model, result.obs, result.assumptions
+    return [_values(m, obs, result.rates[k], result.u0[k], result.rho[k], a.estimate_initial, a.reporting)
+            if result.ok[k] and np.all(np.isfinite(result.rates[k])) else {} for k in range(len(result.seeds))]
+
+
+def _pinn_estimates(result: FitResult) -> tuple[dict[str, float], dict[str, Interval], str | None, list[int]]:
+    """The PINN's estimates, their intervals, the intervals' kind, and the bootstrap replicates'
+    seeds left out (not converged or diverged)."""
+    members = _member_values(result)
+    names = set().union(*members)
+    with np.errstate(all="ignore"):
+        estimate = {n: float(np.nanmedian([v.get(n, np.nan) for v in members])) for n in names}
+    if result.bootstrap is not None:
+        estimate = members[0]
+        kept, left_out = [members[0]] if result.ok[0] else [], []
+        for rep in result.bootstrap.replicates:
+            if rep.ok[0] and diagnose(rep).ok:
+                kept += _member_values(rep)
+            else:
+                left_out += rep.seeds
+        samples, kind = kept, "bootstrap"
+    else:
+        samples, kind, left_out = members, "training_spread", []
+    intervals = {n: percentile_interval([v.get(n, np.nan) for v in samples], result.level, kind) for n in names}
+    intervals = {n: iv for n, iv in intervals.items() if iv is not None}
+    return estimate, intervals, kind if intervals else None, left_out
+
+
+def _identifiability_warnings(result: FitResult) -> list[str]:
+    """Numbers least squares' profile leaves open, and strongly correlated pairs of estimates."""
+    p = result.profile
+    if p is None:
+        return []
+    out = []
+    for name, iv in p.intervals.items():
+        if iv.identifiable:
+            continue
+        side = (f">= {iv.lo:.3g}" if iv.lo is not None else f"<= {iv.hi:.3g}" if iv.hi is not None
+                else "anywhere in the search")
+        out.append(f"{name} {side}: not identifiable from these data (least squares' {100 * iv.level:g} % profile "
+                   f"stays below its threshold up to the search bound {iv.bound:.3g})")
+    names = p.parameters
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            r = p.correlation[i, j]
+            if np.isfinite(r) and abs(r) > STRONG_CORRELATION:
+                out.append(f"the least-squares estimates of {names[i]} and {names[j]} are correlated ({r:+.3f}): "
+                           f"the data pin a combination of the two better than either")
+    return out
+
+
 def summarise(result: FitResult) -> FitSummary:
     """The summary of one fit."""
     m, obs, a = result.model, result.obs, result.assumptions
     unit = obs.time_unit
     units = {n: f"1/{unit}" for n in m.params} | {p: UNIT_PLURAL[unit] for p in m.periods} | {
         f"initial_{n}": "people" for n in a.estimate_initial} | {"peak_time": unit, "peak_size": "people"}
-    members = [_values(m, obs, result.rates[k], result.u0[k], result.rho[k], a.estimate_initial, a.reporting)
-               if result.ok[k] and np.all(np.isfinite(result.rates[k])) else {} for k in range(len(result.seeds))]
+    estimate, intervals, kind, left_out = _pinn_estimates(result)
     classical = _classical_values(result, result.classical)
     free_start = _classical_values(result, result.classical_free_start)
+    profiled = result.profile.intervals if result.profile is not None else {}
     truth = {}
     if obs.truth is not None and obs.truth.get("model") == m.name:
         truth = _values(m, obs, [obs.truth["params"][n] for n in m.params], initial_fractions(m, obs), np.ones(len(
             obs.channels)), (), {})
-    quantities = [Quantity(name, units.get(name, ""), Spread.of([v.get(name, np.nan) for v in members]), value,
-                           truth.get(name), free_start.get(name)) for name, value in classical.items()]
+    quantities = [Quantity(name, units.get(name, ""), estimate.get(name, np.nan), intervals.get(name), value,
+                           profiled.get(name), truth.get(name), free_start.get(name)) for name, value in classical.items()]
     verdict = diagnose(result)
+    warnings = list(verdict.warnings) + _identifiability_warnings(result)
+    if left_out:
+        warnings.append(f"{len(left_out)} of {len(result.bootstrap.replicates)} bootstrap replicates did not converge "
+                        f"(seeds {left_out}) and are left out of the intervals")
     t = result.train
+    bootstrap = None
+    if result.bootstrap is not None:
+        noise = result.bootstrap.noise
+        bootstrap = {"members": 1 + len(result.bootstrap.replicates),
+                     "used": 1 + len(result.bootstrap.replicates) - len(left_out) - int(not result.ok[0]),
+                     "left_out_seeds": left_out,
+                     "noise": {"kind": noise.kind, "sd": None if noise.sd is None else dict(zip(obs.channels, noise.sd)),
+                               "dispersion": noise.dispersion, "overdispersion": noise.overdispersion}}
+    profile = result.profile
     return FitSummary(
         model=m.name,
         method=result.config.method,
-        members=len(result.seeds),
+        members=len(result.seeds) + (len(result.bootstrap.replicates) if result.bootstrap else 0),
         status=verdict.status,
         reasons=list(verdict.reasons),
-        warnings=list(verdict.warnings),
+        warnings=warnings,
         quantities=quantities,
+        interval_kind=kind,
+        interval_level=result.level if kind else None,
+        classical_interval_level=next(iter(profiled.values())).level if profiled else None,
+        correlation={"parameters": list(profile.parameters), "matrix": profile.correlation.tolist()} if profile else {},
+        bootstrap=bootstrap,
         misfit_ratio=result.misfit_ratio,
-        adam_phase_rates={n: Spread.of(np.exp(t.log_rates_adam[:, i])).median for i, n in enumerate(m.params)},
+        adam_phase_rates={n: float(np.nanmedian(np.exp(t.log_rates_adam[:, i]))) for i, n in enumerate(m.params)},
         polish=dict(result.polish.rates, R0=result.polish.r0, loss=result.polish.loss) if result.polish else None,
         seeds=list(result.seeds),
         diverged_seeds=[s for s, d in zip(result.seeds, t.diverged) if d],
