@@ -14,8 +14,9 @@ optimum is
 
 with ``L`` the data loss (mean misfit over the n observed values) and p free parameters. The
 interval is where the statistic stays below the chi-square(1) quantile of the level. A side whose
-profile stays below it up to the edge of the search (``classical.LOG_*_BOUNDS``) is open: the data
-do not pin the number on that side.
+profile stays below it up to the edge of the search (``classical.LOG_*_BOUNDS``), or rises only once
+another number is pushed to the edge of its own search, is open: the data do not pin the number on
+that side.
 
 SciPy's bounded trust-region least squares fits every profile point, warm-started from the last:
 the same optimiser and objective as the reference fit (``classical.py``), so a profile point is the
@@ -45,6 +46,7 @@ STEP_GROWTH = 1.5  # each next step is this much longer
 MAX_POINTS = 25  # profile points per side at most
 R0_SPAN = 5.0  # the R0 profile searches log R0 within this distance of the optimum (a factor e^5)
 JACOBIAN_STEP = 1e-4  # central differences in log-parameter space
+BOUND_ATOL = 1e-6  # a refitted log parameter this close to its search bound is at it
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ class _Walk:
                             bounds=(lo, hi), method="trf", xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=200)
         return self.statistic.of_loss(2.0 * sol.cost), sol.x
 
+    def _others_at_bound(self, y: np.ndarray) -> bool:
+        lo, hi = self.coord.other_bounds
+        return bool(np.any(y <= lo + BOUND_ATOL) or np.any(y >= hi - BOUND_ATOL))
+
     def side(self, direction: int, step: float) -> tuple[float | None, float | None]:
         """(end, None) where the statistic crosses the threshold, or (None, bound) when it stays
         below it up to the edge of the search; log scale."""
@@ -184,6 +190,9 @@ class _Walk:
             at_edge = (c - edge) * direction >= 0
             c = edge if at_edge else c
             s, y = self.at(c, y)
+            if s >= self.threshold and self._others_at_bound(y):
+                # the rise comes from another number's search bound, not from the data
+                return None, c
             if s >= self.threshold:  # the profile is about quadratic: sqrt(statistic) about linear in c
                 a, b = np.sqrt(prev_s), np.sqrt(s)
                 return prev_c + (np.sqrt(self.threshold) - a) / (b - a) * (c - prev_c), None
