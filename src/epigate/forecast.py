@@ -49,13 +49,11 @@ class Bands:
 
 def _members(result: FitResult) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(rates, reporting, initial state) of every member the bands are made of."""
-    out = [(result.rates[k], result.rho[k], result.u0[k]) for k in range(len(result.seeds))
-           if result.ok[k] and np.all(np.isfinite(result.rates[k]))]
-    if result.bootstrap is not None:
-        for rep in result.bootstrap.replicates:
-            if rep.ok[0] and diagnose(rep).ok:
-                out.append((rep.rates[0], rep.rho[0], rep.u0[0]))
-    return out
+    if result.bootstrap is None:
+        return [(result.rates[k], result.rho[k], result.u0[k]) for k in range(len(result.seeds))
+                if result.ok[k] and np.all(np.isfinite(result.rates[k]))]
+    return [(r.rates[0], r.rho[0], r.u0[0]) for r in [result] + result.bootstrap.replicates
+            if r.ok[0] and diagnose(r).ok]
 
 
 def _series(result: FitResult, rates, rho, u0, t: np.ndarray, names) -> np.ndarray:
@@ -82,13 +80,15 @@ def forecast_bands(result: FitResult, days: float, noise: NoiseModel | None = No
     step = 1.0 if end >= 30 else end / 60.0
     t = np.unique(np.concatenate([np.arange(0.0, end + 1e-9, step), obs.t, [end]]))
     names = tuple(obs.channels) + ((m.infectious,) if m.infectious not in obs.channels else ())
-    curves = np.stack([_series(result, r, rho, u0, t, names) for r, rho, u0 in _members(result)])  # (M, G, c)
     predictive = tuple(name in obs.channels for name in names)
+    members = _members(result)
+    if len(members) < 2:  # one curve has no band: the fitted network's own (its status says whether to use it)
+        curve = _series(result, result.rates[0], result.rho[0], result.u0[0], t, names)
+        nan = np.full(curve.shape, np.nan)
+        return Bands(t, names, curve, nan, nan, predictive, result.level, None, obs.horizon)
+    curves = np.stack([_series(result, r, rho, u0, t, names) for r, rho, u0 in members])  # (M, G, c)
     noise = noise or (result.bootstrap.noise if result.bootstrap is not None else None)
     kind = "bootstrap" if result.bootstrap is not None else "training_spread"
-    if curves.shape[0] < 2:
-        nan = np.full(curves.shape[1:], np.nan)
-        return Bands(t, names, curves[0], nan, nan, predictive, result.level, None, obs.horizon)
     draws = curves
     if noise is not None:  # predictive: each member's curve plus observation noise, channels only
         rng = np.random.default_rng(FORECAST_SEED)

@@ -181,7 +181,7 @@ def _pinn_estimates(result: FitResult) -> tuple[dict[str, float], dict[str, Inte
         estimate = {n: float(np.nanmedian([v.get(n, np.nan) for v in members])) for n in names}
     if result.bootstrap is not None:
         estimate = members[0]
-        kept, left_out = [members[0]] if result.ok[0] else [], []
+        kept, left_out = ([members[0]], []) if result.ok[0] and diagnose(result).ok else ([], result.seeds[:1])
         for rep in result.bootstrap.replicates:
             if rep.ok[0] and diagnose(rep).ok:
                 kept += _member_values(rep)
@@ -237,14 +237,14 @@ def summarise(result: FitResult) -> FitSummary:
     verdict = diagnose(result)
     warnings = list(verdict.warnings) + _identifiability_warnings(result)
     if left_out:
-        warnings.append(f"{len(left_out)} of {len(result.bootstrap.replicates)} bootstrap replicates did not converge "
-                        f"(seeds {left_out}) and are left out of the intervals")
+        warnings.append(f"{len(left_out)} of {len(result.bootstrap.replicates) + 1} bootstrap networks did not "
+                        f"converge (seeds {left_out}) and are left out of the intervals")
     t = result.train
     bootstrap = None
     if result.bootstrap is not None:
         noise = result.bootstrap.noise
         bootstrap = {"members": 1 + len(result.bootstrap.replicates),
-                     "used": 1 + len(result.bootstrap.replicates) - len(left_out) - int(not result.ok[0]),
+                     "used": 1 + len(result.bootstrap.replicates) - len(left_out),
                      "left_out_seeds": left_out,
                      "noise": {"kind": noise.kind, "sd": None if noise.sd is None else dict(zip(obs.channels, noise.sd)),
                                "dispersion": noise.dispersion, "overdispersion": noise.overdispersion}}
