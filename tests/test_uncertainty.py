@@ -78,6 +78,10 @@ def test_a_number_the_data_cannot_pin_is_named_with_its_bound():
 
 
 def test_fitted_noise_recovers_the_noise_that_made_the_data():
+    demo = synthetic_outbreak(SEIR, noise="gaussian", noise_level=0.05, seed=0)  # 5 % relative noise
+    noise = fitted_noise(SEIR, demo, classical_fit(SEIR, demo))
+    assert noise.kind == "gaussian" and np.all(np.abs(noise.relative_sd - 0.05) < 0.015), noise
+    assert np.all(noise.sd < 50.0)  # next to 5 % of tens of thousands of people: the noise is relative
     truth = {"beta": 0.5, "sigma": 0.2, "gamma": 0.1}
     counts = dict(population=1e5, horizon=100, observe=("incidence",), n_obs=60, initial={"E": 1e-3, "I": 1e-3})
     poisson = synthetic_outbreak(SEIR, truth, noise="poisson", seed=0, **counts)
@@ -92,6 +96,7 @@ def test_fitted_noise_recovers_the_noise_that_made_the_data():
 
 @pytest.mark.parametrize("noise, variance", [
     (NoiseModel("gaussian", sd=np.array([30.0])), lambda mu: 900.0 + 0 * mu),
+    (NoiseModel("gaussian", sd=np.array([30.0]), relative_sd=np.array([0.1])), lambda mu: 900.0 + (0.1 * mu) ** 2),
     (NoiseModel("poisson"), lambda mu: mu),
     (NoiseModel("poisson", overdispersion=4.0), lambda mu: 4.0 * mu),
     (NoiseModel("negbin", dispersion=5.0), lambda mu: mu + mu ** 2 / 5.0),

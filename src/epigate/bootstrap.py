@@ -3,8 +3,11 @@
 
 The noise model follows the fit's likelihood (``Assumptions.likelihood``):
 
-- ``squared``: gaussian, one standard deviation per channel, the residual scale of the fit
-  (root mean square residual with the degrees of freedom of the free parameters taken out);
+- ``squared``: gaussian with a standard deviation that may grow with the expected count,
+  ``sd = sqrt(a^2 + (b * mean)^2)`` per channel, a and b fitted to the residuals by maximum
+  likelihood (the degrees of freedom of the free parameters taken out). Counts are rarely equally
+  noisy at 10 and at 10 000 cases: with one constant sd the resampled early points are far noisier
+  than the real ones and the late ones far quieter, and the intervals cover the truth too seldom;
 - ``poisson``: Poisson counts; when the counts vary more than Poisson (quasi-likelihood dispersion
   phi = deviance / (n - p) above 1, as cumulative counts always do), negative binomial counts with
   variance phi * mean, so that the intervals are not overconfident;
@@ -18,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.optimize import minimize
 
 from .assumptions import Assumptions
 from .classical import ClassicalFit, OdeObjective
@@ -31,13 +35,15 @@ class NoiseModel:
 
     Attributes:
         kind: ``gaussian``, ``poisson`` or ``negbin``.
-        sd: (k,) gaussian standard deviation of each channel, people (None otherwise).
+        sd: (k,) gaussian standard deviation of each channel at zero mean, people (None otherwise).
+        relative_sd: (k,) the part of the gaussian standard deviation proportional to the mean.
         dispersion: negative-binomial k (``negbin``), else None.
         overdispersion: quasi-Poisson phi >= 1 (``poisson``; 1 is plain Poisson), else 1.
     """
 
     kind: str
     sd: np.ndarray | None = None
+    relative_sd: np.ndarray | None = None
     dispersion: float | None = None
     overdispersion: float = 1.0
 
@@ -45,7 +51,9 @@ class NoiseModel:
         """Observations drawn around ``mean`` (..., k) people; same shape."""
         mean = np.maximum(np.asarray(mean, dtype=float), 0.0)
         if self.kind == "gaussian":
-            return np.maximum(mean + self.sd * rng.standard_normal(mean.shape), 0.0)
+            relative = self.relative_sd if self.relative_sd is not None else 0.0
+            sd = np.sqrt(self.sd ** 2 + (relative * mean) ** 2)
+            return np.maximum(mean + sd * rng.standard_normal(mean.shape), 0.0)
         if self.kind == "poisson" and self.overdispersion <= 1.0:
             return rng.poisson(mean).astype(float)
         # negative binomial, numpy's (n, p) = (k, k / (k + mean)); quasi-Poisson: k = mean / (phi - 1)
@@ -62,13 +70,35 @@ def fitted_noise(model: CompartmentalModel, obs: Observations, fit: ClassicalFit
     n, p = objective.n_valid, len(objective.parameter_names)
     dof_factor = n / max(n - p, 1)
     if assumptions.likelihood == "squared":
-        residual = np.where(objective.mask, obs.values - objective.expected_counts(rates, rho, fit.u0), 0.0)
-        per_channel = np.maximum(objective.mask.sum(axis=0), 1)
-        return NoiseModel("gaussian", sd=np.sqrt((residual ** 2).sum(axis=0) / per_channel * dof_factor))
+        mean = objective.expected_counts(rates, rho, fit.u0)
+        scales = [_gaussian_scales(mean[objective.mask[:, j], j], obs.values[objective.mask[:, j], j])
+                  for j in range(len(obs.channels))]
+        a, b = (np.sqrt(dof_factor) * np.array(x) for x in zip(*scales))
+        return NoiseModel("gaussian", sd=a, relative_sd=b)
     if assumptions.likelihood == "negbin":
         return NoiseModel("negbin", dispersion=assumptions.dispersion)
     # fit.loss is the mean deviance over the n observed values
     return NoiseModel("poisson", overdispersion=max(1.0, fit.loss * dof_factor))
+
+
+def _gaussian_scales(mean: np.ndarray, observed: np.ndarray) -> tuple[float, float]:
+    """(a, b) of sd = sqrt(a^2 + (b mean)^2) maximising the gaussian likelihood of the residuals."""
+    residual2 = (observed - mean) ** 2
+    if not len(residual2) or not residual2.any():
+        return 0.0, 0.0
+    mean2 = np.maximum(mean, 0.0) ** 2
+    rms = float(np.sqrt(residual2.mean()))
+
+    def negative_log_likelihood(x):
+        var = np.exp(2 * x[0]) + np.exp(2 * x[1]) * mean2 + 1e-300
+        return float(np.sum(np.log(var) + residual2 / var))
+
+    typical = float(np.sqrt(mean2.mean())) or 1.0
+    starts = [(np.log(rms), np.log(rms / typical) - 3), (np.log(rms) - 3, np.log(rms / typical))]
+    best = min((minimize(negative_log_likelihood, np.array(x0), method="Nelder-Mead",
+                         options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 2000}) for x0 in starts),
+               key=lambda r: r.fun)
+    return float(np.exp(best.x[0])), float(np.exp(best.x[1]))
 
 
 def resample(model: CompartmentalModel, obs: Observations, fit: ClassicalFit, noise: NoiseModel,

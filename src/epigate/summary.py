@@ -247,6 +247,8 @@ def summarise(result: FitResult) -> FitSummary:
                      "used": 1 + len(result.bootstrap.replicates) - len(left_out),
                      "left_out_seeds": left_out,
                      "noise": {"kind": noise.kind, "sd": None if noise.sd is None else dict(zip(obs.channels, noise.sd)),
+                               "relative_sd": None if noise.relative_sd is None else dict(zip(obs.channels,
+                                                                                              noise.relative_sd)),
                                "dispersion": noise.dispersion, "overdispersion": noise.overdispersion}}
     profile = result.profile
     return FitSummary(
