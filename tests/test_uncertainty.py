@@ -10,7 +10,7 @@ from epigate.assumptions import Assumptions
 from epigate.bootstrap import NoiseModel, fitted_noise, resample
 from epigate.classical import OdeObjective, classical_fit
 from epigate.data import synthetic_outbreak
-from epigate.intervals import Interval, percentile_interval
+from epigate.intervals import Interval, achieved_level, order_statistic_rank, percentile_interval, required_draws
 from epigate.models import SEIR, SIR
 from epigate.profile import _Statistic, profile_intervals
 
@@ -34,6 +34,17 @@ def test_a_percentile_interval_holds_its_median_and_widens_with_the_level(values
     assert iv.lo <= iv.median <= iv.hi
     wider = percentile_interval(values, min(level + 0.009, 0.999), "bootstrap")
     assert wider.lo <= iv.lo and wider.hi >= iv.hi
+
+
+@given(st.integers(2, 400), st.floats(0.5, 0.99))
+def test_an_order_statistic_interval_reaches_its_level_from_enough_draws(n, level):
+    achieved = achieved_level(n, level)
+    assert (achieved >= level - 1e-12) == (n >= required_draws(level))
+    k = order_statistic_rank(n, level)
+    iv = percentile_interval(np.arange(n, dtype=float), level, "bootstrap")
+    assert (iv.lo, iv.hi) == (k - 1, n - k)  # the k-th smallest and largest of 0..n-1
+    if n >= required_draws(level):  # never wider than it must be: one rank further would fall short
+        assert (n + 1 - 2 * (k + 1)) / (n + 1) < level
 
 
 def test_one_value_has_no_interval():

@@ -17,6 +17,7 @@ from .bootstrap import NoiseModel
 from .data import observe_states
 from .diagnosis import diagnose
 from .fit import FitResult
+from .intervals import order_statistic_rank
 from .models import simulate_numpy
 
 NOISE_DRAWS = 64  # noise draws per member for predictive bands
@@ -100,6 +101,12 @@ def forecast_bands(result: FitResult, days: float, noise: NoiseModel | None = No
         predictive = tuple(False for _ in names)
     tail = 50.0 * (1.0 - result.level)
     lo, median, hi = np.percentile(draws, [tail, 50.0, 100.0 - tail], axis=0)
+    # a confidence band rests on the M member curves alone: order statistics, as percentile_interval
+    k = order_statistic_rank(curves.shape[0], result.level)
+    ordered = np.sort(curves, axis=0)
+    for j, noisy in enumerate(predictive):
+        if not noisy:
+            lo[:, j], hi[:, j] = ordered[k - 1, :, j], ordered[-k, :, j]
     return Bands(t, names, median, lo, hi, predictive, result.level, kind, obs.horizon)
 
 

@@ -63,13 +63,32 @@ class Interval:
         return Interval(self.median * factor, mul(self.lo), mul(self.hi), self.level, self.kind, mul(self.bound))
 
 
+def order_statistic_rank(n: int, level: float) -> int:
+    """k such that the interval between the k-th smallest and k-th largest of n draws holds a new
+    draw from the same distribution with probability (n + 1 - 2k) / (n + 1) >= ``level`` (k = 1,
+    the range, when n is too small for that)."""
+    return max(1, int(np.floor((n + 1) * (1.0 - level) / 2.0 + 1e-9)))
+
+
+def achieved_level(n: int, level: float) -> float:
+    """The probability that :func:`percentile_interval` of n draws holds a new draw."""
+    return (n + 1 - 2 * order_statistic_rank(n, level)) / (n + 1)
+
+
+def required_draws(level: float) -> int:
+    """The fewest draws whose :func:`percentile_interval` reaches ``level``."""
+    return int(np.ceil(2.0 / (1.0 - level) - 1.0 - 1e-9))
+
+
 def percentile_interval(values, level: float, kind: str) -> Interval | None:
-    """Median and central ``level`` percentile interval of a sample (NaN ignored); None when
-    fewer than two values are finite: one number has no spread."""
-    v = np.asarray(values, dtype=float)
+    """Median and central interval of a sample (NaN ignored): the k-th smallest to the k-th largest
+    value, k from :func:`order_statistic_rank`. With few values this is wider than the interpolated
+    percentiles, which hold a new draw far less often than ``level`` (about 79 % for a nominal 90 %
+    with 16 values); a 90 % interval needs 19 values, fewer give the range (:func:`achieved_level`).
+    None when fewer than two values are finite: one number has no spread."""
+    v = np.sort(np.asarray(values, dtype=float))
     v = v[np.isfinite(v)]
     if v.size < 2:
         return None
-    tail = 50.0 * (1.0 - level)
-    lo, hi = np.percentile(v, [tail, 100.0 - tail])
-    return Interval(float(np.median(v)), float(lo), float(hi), level, kind)
+    k = order_statistic_rank(v.size, level)
+    return Interval(float(np.median(v)), float(v[k - 1]), float(v[v.size - k]), level, kind)

@@ -14,7 +14,7 @@ from .config import config_fields
 from .data import initial_fractions
 from .diagnosis import diagnose
 from .fit import FitResult, ode_peak
-from .intervals import Interval, percentile_interval
+from .intervals import Interval, achieved_level, percentile_interval, required_draws
 
 INTERVAL_PERCENTILES = (5.0, 95.0)  # the band of network trajectories in figures and trajectories.csv
 
@@ -236,6 +236,11 @@ def summarise(result: FitResult) -> FitSummary:
                            profiled.get(name), truth.get(name), free_start.get(name)) for name, value in classical.items()]
     verdict = diagnose(result)
     warnings = list(verdict.warnings) + _identifiability_warnings(result)
+    used = len(result.seeds) if result.bootstrap is None else 1 + len(result.bootstrap.replicates) - len(left_out)
+    if kind and achieved_level(used, result.level) < result.level:
+        warnings.append(f"with {used} networks the {kind.replace('_', ' ')} interval is their range, which holds a "
+                        f"new draw with probability {100 * achieved_level(used, result.level):.0f} %, less than the "
+                        f"nominal {100 * result.level:g} %; {required_draws(result.level)} networks reach it")
     if left_out:
         warnings.append(f"{len(left_out)} of {len(result.bootstrap.replicates) + 1} bootstrap networks did not "
                         f"converge (seeds {left_out}) and are left out of the intervals")
