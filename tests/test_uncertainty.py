@@ -68,12 +68,13 @@ def test_the_profile_crosses_its_threshold_at_the_interval_ends(beta_only):
     for end in (p.intervals["beta"].lo, p.intervals["beta"].hi):
         rates = dict(fit.rates, beta=end)
         stat = statistic.of_loss(objective.loss_of([rates[n] for n in SEIR.params], [1.0], fit.u0))
-        assert stat == pytest.approx(chi2.ppf(0.95, 1), rel=0.02), end
+        assert stat == pytest.approx(chi2.ppf(0.95, 1) * p.widening["beta"], rel=0.02), end
     iv = p.intervals["beta"]
     assert iv.lo < fit.rates["beta"] < iv.hi and iv.kind == "profile" and iv.identifiable
     assert p.intervals["R0"].lo == pytest.approx(iv.lo / 0.2, rel=1e-4)
     assert p.intervals["R0"].hi == pytest.approx(iv.hi / 0.2, rel=1e-4)
     assert p.dispersion >= 1.0 and p.not_identifiable() == []
+    assert 1.0 <= p.widening["beta"] < 3.0 and p.widening["R0"] == pytest.approx(p.widening["beta"], rel=1e-3)
 
 
 def test_a_number_the_data_cannot_pin_is_named_with_its_bound():

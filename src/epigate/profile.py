@@ -13,7 +13,12 @@ optimum is
   overconfident.
 
 with ``L`` the data loss (mean misfit over the n observed values) and p free parameters. The
-interval is where the statistic stays below the chi-square(1) quantile of the level. A side whose
+interval is where the statistic stays below the chi-square(1) quantile of the level, raised by the
+robust adjustment of Royall & Tsou (2003, "Interpreting statistical evidence by using imperfect
+models: robust adjusted likelihood functions"): the ratio of the sandwich variance of the number
+to its model-based variance, when above 1. The statistic is chi-square only when the likelihood
+is the noise's; relative noise fitted by squared error, the common case, has it far from that
+(measured in docs/method.md). A side whose
 profile stays below it up to the edge of the search (``classical.LOG_*_BOUNDS``), or rises only once
 another number is pushed to the edge of its own search, is open: the data do not pin the number on
 that side.
@@ -60,6 +65,8 @@ class ProfileResult:
         correlation: (p, p) correlation of the estimates of the free (log) parameters, from the
             curvature at the optimum; NaN where the curvature is singular.
         dispersion: the quasi-likelihood dispersion phi of count likelihoods (1 for squared error).
+        widening: by profiled number, the factor (>= 1) its threshold was raised by the robust
+            (sandwich) adjustment.
         runtime_s: seconds.
     """
 
@@ -67,6 +74,7 @@ class ProfileResult:
     parameters: tuple[str, ...]
     correlation: np.ndarray
     dispersion: float
+    widening: dict[str, float]
     runtime_s: float
 
     def not_identifiable(self) -> list[str]:
@@ -150,10 +158,14 @@ def _jacobian(f, x: np.ndarray) -> np.ndarray:
     return np.stack(cols, axis=-1)
 
 
-def _curvature_covariance(objective: OdeObjective, x_opt: np.ndarray) -> np.ndarray:
-    """(J^T J)^-1 of the residuals at the optimum (Gauss-Newton), pseudo-inverse if singular."""
+def _covariances(objective: OdeObjective, x_opt: np.ndarray, statistic: "_Statistic") -> tuple[np.ndarray, np.ndarray]:
+    """The model-based covariance of the estimates, (J^T J)^-1 / scale (Gauss-Newton, pseudo-inverse
+    if singular), and the sandwich covariance (J^T J)^-1 J^T diag(r^2) J (J^T J)^-1, which holds
+    when the noise is not what the likelihood says (e.g. relative noise fitted by squared error)."""
     J = _jacobian(objective.residuals, x_opt)
-    return np.linalg.pinv(J.T @ J)
+    r = objective.residuals(x_opt)
+    bread = np.linalg.pinv(J.T @ J)
+    return bread / statistic.scale(), bread @ (J.T * r ** 2) @ J @ bread
 
 
 class _Walk:
@@ -216,17 +228,21 @@ def profile_intervals(model: CompartmentalModel, obs: Observations, fit: Classic
     statistic = _Statistic(objective, x_opt)
     threshold = float(chi2.ppf(level, 1))
     names = objective.parameter_names
-    cov = _curvature_covariance(objective, x_opt) if len(x_opt) else np.zeros((0, 0))
+    model_cov, sandwich = _covariances(objective, x_opt, statistic) if len(x_opt) else (np.zeros((0, 0)),) * 2
     coordinates = [_parameter_coordinate(name, i, lower, upper) for i, name in enumerate(names)]
     r0 = _r0_coordinate(objective, x_opt, lower, upper)
     coordinates += [r0] if r0 is not None else []
 
-    log_intervals = {}
+    log_intervals, widening = {}, {}
     for coord in coordinates:
         grad = _jacobian(lambda x: np.array([coord.value(x)]), x_opt)[0]
-        wald_se = float(np.sqrt(max(grad @ cov @ grad, 0.0) / statistic.scale()))
+        model_var, robust_var = float(grad @ model_cov @ grad), float(grad @ sandwich @ grad)
+        wald_se = float(np.sqrt(max(model_var, 0.0)))
         step = float(np.clip(FIRST_STEP * wald_se, 1e-3, 0.5)) if np.isfinite(wald_se) else 0.1
-        walk = _Walk(statistic, coord, x_opt, threshold)
+        # robust adjustment: the statistic is chi-square only when the likelihood is right; where the
+        # sandwich says the estimate varies more than the curvature implies, widen by that ratio
+        widening[coord.name] = max(1.0, robust_var / model_var) if model_var > 0 and np.isfinite(robust_var) else 1.0
+        walk = _Walk(statistic, coord, x_opt, threshold * widening[coord.name])
         lo, lo_bound = walk.side(-1, step)
         hi, hi_bound = walk.side(+1, step)
         log_intervals[coord.name] = (coord.value(x_opt), lo, hi, lo_bound if lo is None else hi_bound)
@@ -241,7 +257,8 @@ def profile_intervals(model: CompartmentalModel, obs: Observations, fit: Classic
     for period, rate in model.periods.items():
         if rate in intervals:
             intervals[period] = intervals[rate].inverted()
-    sd = np.sqrt(np.diag(cov))
+    sd = np.sqrt(np.diag(model_cov))
     with np.errstate(all="ignore"):
-        correlation = cov / np.outer(sd, sd)
-    return ProfileResult(intervals, tuple(names), correlation, statistic.dispersion, time.perf_counter() - t0)
+        correlation = model_cov / np.outer(sd, sd)
+    return ProfileResult(intervals, tuple(names), correlation, statistic.dispersion, widening,
+                         time.perf_counter() - t0)
