@@ -160,12 +160,15 @@ def _jacobian(f, x: np.ndarray) -> np.ndarray:
 
 def _covariances(objective: OdeObjective, x_opt: np.ndarray, statistic: "_Statistic") -> tuple[np.ndarray, np.ndarray]:
     """The model-based covariance of the estimates, (J^T J)^-1 / scale (Gauss-Newton, pseudo-inverse
-    if singular), and the sandwich covariance (J^T J)^-1 J^T diag(r^2) J (J^T J)^-1, which holds
-    when the noise is not what the likelihood says (e.g. relative noise fitted by squared error)."""
+    if singular), and the sandwich covariance (J^T J)^-1 J^T diag(r^2) J (J^T J)^-1 (with the HC3
+    leverage correction), which holds when the noise is not what the likelihood says (e.g.
+    relative noise fitted by squared error)."""
     J = _jacobian(objective.residuals, x_opt)
     r = objective.residuals(x_opt)
     bread = np.linalg.pinv(J.T @ J)
-    return bread / statistic.scale(), bread @ (J.T * r ** 2) @ J @ bread
+    # HC3: each squared residual divided by (1 - leverage)^2, against the sandwich's small-sample shrinkage
+    leverage = np.clip(np.einsum("ij,jk,ik->i", J, bread, J), 0.0, 0.99)
+    return bread / statistic.scale(), bread @ (J.T * (r / (1.0 - leverage)) ** 2) @ J @ bread
 
 
 class _Walk:
