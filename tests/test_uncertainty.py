@@ -134,3 +134,16 @@ def test_resampled_data_keep_the_times_and_the_gaps():
                                                                                       second.values[:3])
     again = resample(SEIR, obs, fit, noise, 2, seed=7)[0]
     assert np.array_equal(again.values, first.values, equal_nan=True)
+
+
+def test_a_bootstrap_that_misses_its_own_generating_values_says_so():
+    from epigate.summary import Quantity, _bootstrap_bias_warnings
+
+    def quantity(name, classical, lo, hi):
+        return Quantity(name, "", (lo + hi) / 2, Interval((lo + hi) / 2, lo, hi, 0.9, "bootstrap"), classical)
+
+    fine = [quantity("R0", 5.1, 4.5, 5.6), quantity("gamma", 0.1, 0.098, 0.102)]
+    assert _bootstrap_bias_warnings(fine, [None] * 15) == []
+    biased = fine + [quantity("beta", 0.51, 0.42, 0.44)]
+    (warning,) = _bootstrap_bias_warnings(biased, [None] * 15)
+    assert "beta: 0.51 outside [0.42, 0.44]" in warning and "R0" not in warning and "not confidence" in warning

@@ -218,6 +218,22 @@ def _identifiability_warnings(result: FitResult) -> list[str]:
     return out
 
 
+def _bootstrap_bias_warnings(quantities: list[Quantity], replicates: list[FitResult]) -> list[str]:
+    """The bootstrap's own check of the estimator: its data sets were drawn with least squares'
+    estimates, so an unbiased estimator's replicates scatter around them. Where least squares'
+    value lies outside the bootstrap interval, the networks are biased on data like these and the
+    interval is not a confidence interval."""
+    biased = [q for q in quantities if q.interval is not None and q.classical is not None
+              and not q.interval.contains(q.classical)]
+    if not biased:
+        return []
+    detail = "; ".join(f"{q.name}: {q.classical:.4g} outside [{q.interval.lo:.4g}, {q.interval.hi:.4g}]"
+                       for q in biased)
+    return [f"the bootstrap networks are biased on data like these: fitted to {len(replicates)} data sets drawn "
+            f"with least squares' estimates, they do not recover them ({detail}); these PINN intervals are not "
+            f"confidence intervals: use least squares' profile intervals"]
+
+
 def summarise(result: FitResult) -> FitSummary:
     """The summary of one fit."""
     m, obs, a = result.model, result.obs, result.assumptions
@@ -241,6 +257,8 @@ def summarise(result: FitResult) -> FitSummary:
         warnings.append(f"with {used} networks the {kind.replace('_', ' ')} interval is their range, which holds a "
                         f"new draw with probability {100 * achieved_level(used, result.level):.0f} %, less than the "
                         f"nominal {100 * result.level:g} %; {required_draws(result.level)} networks reach it")
+    if kind == "bootstrap":
+        warnings += _bootstrap_bias_warnings(quantities, result.bootstrap.replicates)
     if left_out:
         warnings.append(f"{len(left_out)} of {len(result.bootstrap.replicates) + 1} bootstrap networks did not "
                         f"converge (seeds {left_out}) and are left out of the intervals")
