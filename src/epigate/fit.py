@@ -156,8 +156,9 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: S
         if members[0].train.diverged.all():
             raise TrainingDiverged(f"method {cfg.method}: the network fitted to the data diverged "
                                    f"(step {members[0].train.diverged_step.min()})")
-        return replace(members[0], bootstrap=Bootstrap(noise, members[1:]), runtime_s=time.perf_counter() - t_start,
-                       **extra)
+        polished = _polish(model, obs, assumptions, members[0].rates) if polish else None
+        return replace(members[0], bootstrap=Bootstrap(noise, members[1:]), polish=polished,
+                       runtime_s=time.perf_counter() - t_start, **extra)
     problem = build_problem(model, obs, assumptions, n_colloc=cfg.network.n_colloc)
     result = train(problem, cfg, seeds, progress=progress, raise_on_divergence=len(seeds) == 1)
     if result.diverged.all():
@@ -190,6 +191,12 @@ def start_compartments(model: CompartmentalModel) -> tuple[str, ...]:
     return model.states[1:model.state_index(model.infectious) + 1]
 
 
+def _polish(model: CompartmentalModel, obs: Observations, assumptions: Assumptions, rates: np.ndarray) -> ClassicalFit:
+    """Least squares started from the members' median rates (K, p)."""
+    start = {n: float(v) for n, v in zip(model.params, np.nanmedian(rates, axis=0)) if n not in assumptions.fixed}
+    return classical_fit(model, obs, assumptions, start=start)
+
+
 def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, assumptions: Assumptions,
               seeds: list[int], result: TrainResult, classical: ClassicalFit | None, polish: bool,
               t_start: float) -> FitResult:
@@ -202,10 +209,7 @@ def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, as
     for k, p in enumerate(rates):
         if np.all(np.isfinite(p)) and np.all(np.isfinite(u0s[k])):
             ode_loss[k] = objective.loss_of(p, rho[k], u0s[k])
-    polished = None
-    if polish:
-        start = {n: float(v) for n, v in zip(model.params, np.nanmedian(rates, axis=0)) if n not in assumptions.fixed}
-        polished = classical_fit(model, obs, assumptions, start=start)
+    polished = _polish(model, obs, assumptions, rates) if polish else None
     t_grid = np.linspace(0.0, obs.horizon, GRID_POINTS)
     states = network_states(model, cfg, result.theta, t_grid / obs.horizon, np.nan_to_num(u0s))
     states[result.diverged] = np.nan
