@@ -16,7 +16,8 @@ with ``L`` the data loss (mean misfit over the n observed values) and p free par
 interval is where the statistic stays below the chi-square(1) quantile of the level, raised by the
 robust adjustment of Royall & Tsou (2003, "Interpreting statistical evidence by using imperfect
 models: robust adjusted likelihood functions"): the ratio of the sandwich variance of the number
-to its model-based variance, when above 1. The statistic is chi-square only when the likelihood
+to its model-based variance, when above 1 (at most ``MAX_WIDENING``, and only with at least
+``MIN_RESIDUAL_DOF`` spare observations). The statistic is chi-square only when the likelihood
 is the noise's; relative noise fitted by squared error, the common case, has it far from that
 (measured in docs/method.md). A side whose
 profile stays below it up to the edge of the search (``classical.LOG_*_BOUNDS``), or rises only once
@@ -52,6 +53,11 @@ MAX_POINTS = 25  # profile points per side at most
 R0_SPAN = 5.0  # the R0 profile searches log R0 within this distance of the optimum (a factor e^5)
 JACOBIAN_STEP = 1e-4  # central differences in log-parameter space
 BOUND_ATOL = 1e-6  # a refitted log parameter this close to its search bound is at it
+# The sandwich needs residuals to estimate it: with fewer spare degrees of freedom than this the
+# plain threshold is used (7 boarding-school days gave a 10x "widening" that opened every interval),
+# and it never raises the threshold more than MAX_WIDENING times (interval about twice as wide).
+MIN_RESIDUAL_DOF = 10
+MAX_WIDENING = 4.0
 
 
 @dataclass(frozen=True)
@@ -244,7 +250,8 @@ def profile_intervals(model: CompartmentalModel, obs: Observations, fit: Classic
         step = float(np.clip(FIRST_STEP * wald_se, 1e-3, 0.5)) if np.isfinite(wald_se) else 0.1
         # robust adjustment: the statistic is chi-square only when the likelihood is right; where the
         # sandwich says the estimate varies more than the curvature implies, widen by that ratio
-        widening[coord.name] = max(1.0, robust_var / model_var) if model_var > 0 and np.isfinite(robust_var) else 1.0
+        robust = statistic.n - len(x_opt) >= MIN_RESIDUAL_DOF and model_var > 0 and np.isfinite(robust_var)
+        widening[coord.name] = float(np.clip(robust_var / model_var, 1.0, MAX_WIDENING)) if robust else 1.0
         walk = _Walk(statistic, coord, x_opt, threshold * widening[coord.name])
         lo, lo_bound = walk.side(-1, step)
         hi, hi_bound = walk.side(+1, step)
