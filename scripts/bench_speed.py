@@ -5,7 +5,8 @@ Prints, measured side by side in one run on this machine:
 - the same per network for 16 networks trained together under vmap, and the ratio;
 - L-BFGS refinement iterations per second for one network;
 - the demo's time to result (compile, train, least squares) as `epigate fit --demo` runs it
-  (float64, the CLI's default) and in float32. The throughput lines are float32.
+  (float64, the CLI's default) and in float32. The throughput lines are float64 (the default);
+  scripts/compare_deepxde.py measures float32 against DeepXDE.
 
 Usage: python scripts/bench_speed.py [--steps 3000]
 """
