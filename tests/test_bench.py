@@ -81,6 +81,9 @@ def test_summary_statistics_on_hand_made_rows():
     assert cggs["reached_5pct"] == 4 and fixed["reached_5pct"] == 0
     # 5 pairs, all in cggs's favour: exact two-sided p = 2 / 2^5
     assert fixed["p_r0_vs_cggs"] == pytest.approx(2 / 2 ** 5)
+    # every comparison in one Holm family: no adjusted p below its raw value, and cggs better by the median gap
+    assert fixed["p_r0_vs_cggs_holm"] >= fixed["p_r0_vs_cggs"]
+    assert fixed["d_r0_vs_cggs"] < 0 and fixed["d_r0_vs_cggs_lo"] <= fixed["d_r0_vs_cggs"] <= fixed["d_r0_vs_cggs_hi"]
     best = winners(summary, "s", "5%", 10)
     assert best["abs_r0_error_median"][0] == "cggs"
 

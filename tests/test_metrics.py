@@ -9,6 +9,8 @@ from scipy import stats
 from epigate.metrics import (
     count_deadlocks,
     gate_phases,
+    holm,
+    paired_median_difference,
     loglog_slope,
     median_iqr,
     paired_wilcoxon,
@@ -142,6 +144,33 @@ def test_paired_wilcoxon_shifted_and_nan_dropping():
     keep = np.arange(10) != 3
     assert p9 == pytest.approx(stats.wilcoxon(a[keep], b[keep]).pvalue)
     assert p9 == pytest.approx(2 / 2**9)
+
+
+@given(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(float("nan"))), min_size=1, max_size=40))
+def test_holm_adjustment_laws(p):
+    adjusted = holm(p)
+    raw = np.array(p)
+    finite = np.isfinite(raw)
+    assert np.array_equal(np.isnan(adjusted), ~finite)
+    a, r = adjusted[finite], raw[finite]
+    assert np.all(a >= r - 1e-15) and np.all(a <= 1.0)
+    order = np.argsort(r, kind="stable")
+    assert np.all(np.diff(a[order]) >= -1e-15)  # adjusted values keep the order of the raw ones
+    if r.size:
+        assert a[order[0]] == pytest.approx(min(1.0, r.size * r[order[0]]))  # the first step is Bonferroni
+
+
+def test_holm_hand_computed():
+    assert np.allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan], equal_nan=True)
+
+
+def test_paired_median_difference_holds_the_median_in_its_interval():
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    b = a - np.array([0.5, 0.7, 0.9, 1.1, 1.3, 1.5, 1.7, 1.9])
+    d, lo, hi = paired_median_difference(a, b)
+    assert d == pytest.approx(1.2) and 0.5 <= lo <= d <= hi <= 1.9
+    assert paired_median_difference([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == (0.0, 0.0, 0.0)
+    assert all(math.isnan(x) for x in paired_median_difference([1.0, np.nan], [0.0, 0.0]))
 
 
 def test_paired_wilcoxon_too_few_pairs():

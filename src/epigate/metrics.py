@@ -39,6 +39,8 @@ __all__ = [
     "steps_to_within",
     "median_iqr",
     "paired_wilcoxon",
+    "holm",
+    "paired_median_difference",
     "count_deadlocks",
     "gate_phases",
     "running_min",
@@ -247,6 +249,42 @@ def paired_wilcoxon(a, b) -> float:
         warnings.simplefilter("ignore", category=UserWarning)
         res = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
     return float(res.pvalue)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN entries are not tests and stay NaN).
+
+    The k-th smallest of m p-values becomes max over j <= k of min(1, (m - j + 1) p_(j)); rejecting
+    where the adjusted value is below alpha controls the family-wise error rate at alpha.
+    """
+    p = np.asarray(pvalues, dtype=float).ravel()
+    out = np.full(p.shape, np.nan)
+    idx = np.where(np.isfinite(p))[0]
+    m = idx.size
+    if not m:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    adjusted = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(adjusted)
+    return out
+
+
+def paired_median_difference(a, b, *, level: float = 0.95, resamples: int = 2000, seed: int = 0):
+    """Median of the paired differences a - b (shape (n,) each, paired by index, NaN pairs
+    dropped) and its bootstrap percentile interval at ``level`` (scipy.stats.bootstrap, paired):
+    ``(median, lo, hi)``; NaNs when fewer than 3 pairs remain."""
+    a = _vector(a, "a").astype(float)
+    b = _vector(b, "b").astype(float)
+    _same_length(a=a, b=b)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    d = a[keep] - b[keep]
+    if d.size < 3:
+        return float("nan"), float("nan"), float("nan")
+    if np.all(d == d[0]):
+        return float(d[0]), float(d[0]), float(d[0])
+    res = stats.bootstrap((d,), np.median, confidence_level=level, n_resamples=resamples, method="percentile",
+                          random_state=np.random.default_rng(seed))
+    return float(np.median(d)), float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 # ---------------------------------------------------------------------------------------------

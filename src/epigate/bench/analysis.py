@@ -69,15 +69,39 @@ def summarise(rows: list[RunRow]) -> list[dict]:
         s["reached_5pct"] = int(np.isfinite(reached).sum())
         s["steps_to_5pct_median"] = _nanmedian(reached)
         ref = _select(rows, scenario=sc, noise=noise, n_obs=n, method="cggs", phase=phase)
-        for key, name in (("r0_error", "p_r0_vs_cggs"), ("peak_time_error_days", "p_peak_vs_cggs")):
+        for key, short in (("r0_error", "r0"), ("peak_time_error_days", "peak")):
             if method in ("cggs", "classical") or not ref:
-                s[name] = np.nan
+                s[f"p_{short}_vs_cggs"] = np.nan
+                s[f"d_{short}_vs_cggs"] = s[f"d_{short}_vs_cggs_lo"] = s[f"d_{short}_vs_cggs_hi"] = np.nan
                 continue
             a, b = _by_seed(ref, key), _by_seed(sel, key)
             common = sorted(set(a) & set(b))
-            s[name] = metrics.paired_wilcoxon([a[k] for k in common], [b[k] for k in common])
+            a, b = [a[k] for k in common], [b[k] for k in common]
+            s[f"p_{short}_vs_cggs"] = metrics.paired_wilcoxon(a, b)
+            # effect size: median over seeds of |error of cggs| - |error of this method| (< 0: cggs better)
+            d = metrics.paired_median_difference(a, b)
+            s[f"d_{short}_vs_cggs"], s[f"d_{short}_vs_cggs_lo"], s[f"d_{short}_vs_cggs_hi"] = d
         out.append(s)
+    # every comparison of the report (cells x methods x phases x both metrics) is one family
+    raw = [s[f"p_{short}_vs_cggs"] for short in ("r0", "peak") for s in out]
+    adjusted = iter(metrics.holm(raw))
+    for short in ("r0", "peak"):
+        for s in out:
+            s[f"p_{short}_vs_cggs_holm"] = float(next(adjusted))
     return out
+
+
+def surviving_comparisons(summary: list[dict], alpha: float = 0.05) -> tuple[int, list[dict]]:
+    """(number of comparisons tested, those whose Holm-adjusted p-value is below ``alpha``)."""
+    tested, survivors = 0, []
+    for s in summary:
+        for short, metric in (("r0", "|R0 error|"), ("peak", "|peak-day error|")):
+            p = s.get(f"p_{short}_vs_cggs_holm", np.nan)
+            if np.isfinite(p):
+                tested += 1
+                if p < alpha:
+                    survivors.append(dict(s, metric=metric, short=short))
+    return tested, survivors
 
 
 def _fmt(x, pct=False):
@@ -85,12 +109,21 @@ def _fmt(x, pct=False):
     return percent(x, missing="–", sign=False) if pct else number(x, 3, missing="–")
 
 
+def _difference(s: dict, short: str, scale: float) -> str:
+    """The paired median difference and its interval, e.g. ``+1.2 [0.4, 2.0]`` (scale 100: points)."""
+    d, lo, hi = (s.get(f"d_{short}_vs_cggs{end}", np.nan) for end in ("", "_lo", "_hi"))
+    if not np.isfinite(d):
+        return "–"
+    return f"{scale * d:+.3g} [{scale * lo:.3g}, {scale * hi:.3g}]"
+
+
 def cell_table(summary: list[dict], sc: str, noise: str, n: int) -> str:
     rows = [s for s in summary if s["scenario"] == sc and s["noise"] == noise and s["n_obs"] == n]
     head = ("| method | phase | \\|R0 err\\| % (IQR) | \\|R0 − LSQ\\| % | \\|β err\\| % | \\|σ err\\| % | "
             "\\|peak day err\\| | \\|peak size err\\| % | L2 of E | ms/step | reached 5 % of LSQ | "
-            "diverged | p R0 vs cggs | p peak vs cggs |")
-    lines = [head, "|" + "---|" * 14]
+            "diverged | cggs − method, \\|R0 err\\| pts [95 % CI] | p R0 (Holm) | cggs − method, peak days "
+            "[95 % CI] | p peak (Holm) |")
+    lines = [head, "|" + "---|" * 16]
     order = {"classical": -1}
     for s in sorted(rows, key=lambda s: (order.get(s["method"], 0), s["method"], s["phase"] != "adam")):
         lines.append(
@@ -100,17 +133,19 @@ def cell_table(summary: list[dict], sc: str, noise: str, n: int) -> str:
             f"{_fmt(s['abs_sigma_error_median'], True)} | {_fmt(s['abs_peak_time_error_days_median'])} | "
             f"{_fmt(s['abs_peak_height_rel_error_median'], True)} | {_fmt(s['l2_E_median'])} | "
             f"{_fmt(s['time_per_step_ms_median'])} | {s['reached_5pct']}/{s['runs']} | {s['diverged']} | "
-            f"{_fmt(s['p_r0_vs_cggs'])} | {_fmt(s['p_peak_vs_cggs'])} |")
+            f"{_difference(s, 'r0', 100.0)} | {_fmt(s['p_r0_vs_cggs_holm'])} | {_difference(s, 'peak', 1.0)} | "
+            f"{_fmt(s['p_peak_vs_cggs_holm'])} |")
     return "\n".join(lines)
 
 
 def winners(summary, sc, noise, n, phase="final"):
     """Method (not classical) with the lowest median |R0 error| and |peak-time error|, and whether
-    its difference from cggs is significant (paired Wilcoxon, p < 0.05)."""
+    its difference from cggs is significant (paired Wilcoxon, Holm-adjusted p < 0.05)."""
     rows = [s for s in summary if (s["scenario"], s["noise"], s["n_obs"], s["phase"]) == (sc, noise, n, phase)
             and s["method"] != "classical"]
     out = {}
-    for key, p in (("abs_r0_error_median", "p_r0_vs_cggs"), ("abs_peak_time_error_days_median", "p_peak_vs_cggs")):
+    for key, p in (("abs_r0_error_median", "p_r0_vs_cggs_holm"),
+                   ("abs_peak_time_error_days_median", "p_peak_vs_cggs_holm")):
         finite = [s for s in rows if np.isfinite(s[key])]
         if not finite:
             continue
@@ -250,7 +285,9 @@ def fig_convergence(histories: dict[str, History], path: Path) -> dict:
 
 
 def write_bench_report(out: Path, preset: Preset, rows: list[RunRow], summary: list[dict], histories_of,
-                       machine: str, elapsed_s: float, fixed_best: float, sweep: dict) -> None:
+                       machine: str, elapsed_s: float, fixed_best: float, sweep: dict, *,
+                       computed: tuple[int, int] | None = None) -> None:
+    """report.md and its figures; ``computed`` = (cells computed by this invocation, cells in all)."""
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
     cells = sorted({(s["scenario"], s["noise"], s["n_obs"]) for s in summary})
@@ -268,7 +305,9 @@ def write_bench_report(out: Path, preset: Preset, rows: list[RunRow], summary: l
 
     L = [f"# Benchmark report: preset `{preset.name}`", "",
          f"Command: `epigate bench --preset {preset.name} --out DIR`. Machine: {machine}. "
-         f"Wall time of the run that produced this report: {elapsed_s / 60:.1f} min.", "",
+         f"Wall time of the invocation that wrote this report: {elapsed_s / 60:.1f} min"
+         + (f", computing {computed[0]} of {computed[1]} cells (the rest were resumed from disk)." if computed
+            and computed[0] < computed[1] else "."), "",
          f"Grid: scenarios {', '.join(preset.scenarios)}; noise {', '.join(preset.noises)}; observation counts "
          f"{', '.join(map(str, preset.n_obs))}; {preset.seeds} seeds per cell, trained together under vmap; every "
          f"method gets the same data, initialisation and budget ({preset.adam_steps} Adam steps + "
@@ -277,10 +316,32 @@ def write_bench_report(out: Path, preset: Preset, rows: list[RunRow], summary: l
          f"after refinement: " + ", ".join(f"{w:g}: {100 * v:.1f} %" for w, v in sweep.items()) + "), `floor` "
          "a fixed weight equal to CGGS's floor. Errors are against the truth unless marked LSQ (the classical "
          "least-squares fit on the same data, the first row of every table). p-values: paired Wilcoxon "
-         "signed-rank test of |error| of cggs against the row's method over seeds (– for cggs itself).", ""]
+         "signed-rank test of |error| of cggs against the row's method over seeds, Holm-adjusted over every "
+         "comparison in this report (both metrics, every cell, method and phase; raw values in summary.csv); "
+         "beside each, the effect size: the median over seeds of |error of cggs| − |error of the method| "
+         "(negative: cggs better) with a 95 % bootstrap interval (– for cggs itself).", ""]
     n_div = sum(r.diverged for r in rows)
     L += [f"Runs: {len(rows)} rows, {n_div} marked diverged (counted in the tables, never dropped silently).", ""]
-    L += ["## Who wins each cell (measured)", ""]
+    tested, survivors = surviving_comparisons(summary)
+    L += ["## Which differences survive the correction", "",
+          f"{len(survivors)} of {tested} comparisons of cggs against another method have a Holm-adjusted p below "
+          "0.05" + (":" if survivors else "."), ""]
+    floor_p = 2.0 / 2.0 ** preset.seeds  # the exact two-sided signed-rank test's smallest p-value
+    if tested and floor_p >= 0.05 / tested:
+        need = int(np.ceil(np.log2(2.0 * tested / 0.05)))
+        L += [f"With {preset.seeds} seeds the signed-rank test cannot give a p-value below 2/2^{preset.seeds} = "
+              f"{floor_p:.3g}, and Holm over {tested} comparisons needs {0.05 / tested:.2g} for the first: no "
+              f"comparison can survive here, whatever the methods do. That takes at least {need} seeds; until "
+              "then read the effect sizes and their intervals.", ""]
+    for row in survivors:
+        short = row["short"]
+        scale, unit = (100.0, "points") if short == "r0" else (1.0, "days")
+        d = row[f"d_{short}_vs_cggs"] * scale
+        L.append(f"- {row['scenario']}, noise {row['noise']}, {row['n_obs']} observations, {row['phase']} phase, "
+                 f"{row['metric']}: cggs {'better' if d < 0 else 'worse'} than {row['method']} by {abs(d):.3g} "
+                 f"{unit} (median over seeds; {_difference(row, short, scale)}; Holm p = "
+                 f"{_fmt(row[f'p_{short}_vs_cggs_holm'])}).")
+    L += ["", "## Who wins each cell (measured)", ""]
     for c in cells:
         for phase in ("adam", "final"):
             w = winners(summary, *c, phase=phase)

@@ -58,5 +58,5 @@ def run_bench(preset: Preset, out: Path, *, executor: Executor | None = None, pr
     atomic_write(store.out / "summary.csv", lambda p: write_rows(p, summary))
     elapsed = time.perf_counter() - t_start
     write_bench_report(store.out, preset, rows, summary, store.histories, machine_description(), elapsed,
-                 best["weight"], {float(k): v for k, v in best["scores"].items()})
+                       best["weight"], {float(k): v for k, v in best["scores"].items()}, computed=(len(todo), total))
     return {"rows": len(rows), "cells": total, "elapsed_s": elapsed}
