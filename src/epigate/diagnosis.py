@@ -120,3 +120,12 @@ def classical_bound_warnings(fit: ClassicalFit, result: FitResult) -> list[str]:
         if result.assumptions.reporting.get(channel, 1.0) is None and value <= rho_lo * (1 + BOUND_RTOL):
             out.append(f"least squares: the reporting fraction of {channel} is at its lower bound {rho_lo:g}")
     return out
+
+
+def converged_bootstrap(result: FitResult) -> tuple[list[FitResult], list[int]]:
+    """The fits of a bootstrap (``result`` on the data, then its replicates) that trained without
+    diverging and passed :func:`diagnose`, and the seeds of those that did not."""
+    used, left_out = [], []
+    for fit in [result] + result.bootstrap.replicates:
+        (used if fit.ok[0] and diagnose(fit).ok else left_out).append(fit)
+    return used, [fit.seeds[0] for fit in left_out]

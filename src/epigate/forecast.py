@@ -15,7 +15,7 @@ import numpy as np
 
 from .bootstrap import NoiseModel
 from .data import observe_states
-from .diagnosis import diagnose
+from .diagnosis import converged_bootstrap
 from .fit import FitResult
 from .intervals import order_statistic_rank
 from .models import simulate_numpy
@@ -53,8 +53,7 @@ def _members(result: FitResult) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
     if result.bootstrap is None:
         return [(result.rates[k], result.rho[k], result.u0[k]) for k in range(len(result.seeds))
                 if result.ok[k] and np.all(np.isfinite(result.rates[k]))]
-    return [(r.rates[0], r.rho[0], r.u0[0]) for r in [result] + result.bootstrap.replicates
-            if r.ok[0] and diagnose(r).ok]
+    return [(fit.rates[0], fit.rho[0], fit.u0[0]) for fit in converged_bootstrap(result)[0]]
 
 
 def _series(result: FitResult, rates, rho, u0, t: np.ndarray, names) -> np.ndarray:

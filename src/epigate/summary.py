@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import config_fields
 from .data import initial_fractions
-from .diagnosis import diagnose
+from .diagnosis import converged_bootstrap, diagnose
 from .fit import FitResult, ode_peak
 from .intervals import Interval, achieved_level, percentile_interval, required_draws
 
@@ -181,13 +181,8 @@ def _pinn_estimates(result: FitResult) -> tuple[dict[str, float], dict[str, Inte
         estimate = {n: float(np.nanmedian([v.get(n, np.nan) for v in members])) for n in names}
     if result.bootstrap is not None:
         estimate = members[0]
-        kept, left_out = ([members[0]], []) if result.ok[0] and diagnose(result).ok else ([], result.seeds[:1])
-        for rep in result.bootstrap.replicates:
-            if rep.ok[0] and diagnose(rep).ok:
-                kept += _member_values(rep)
-            else:
-                left_out += rep.seeds
-        samples, kind = kept, "bootstrap"
+        used, left_out = converged_bootstrap(result)
+        samples, kind = [_member_values(fit)[0] for fit in used], "bootstrap"
     else:
         samples, kind, left_out = members, "training_spread", []
     intervals = {n: percentile_interval([v.get(n, np.nan) for v in samples], result.level, kind) for n in names}
