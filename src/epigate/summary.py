@@ -252,6 +252,10 @@ def summarise(result: FitResult) -> FitSummary:
         warnings.append(f"with {used} networks the {kind.replace('_', ' ')} interval is their range, which holds a "
                         f"new draw with probability {100 * achieved_level(used, result.level):.0f} %, less than the "
                         f"nominal {100 * result.level:g} %; {required_draws(result.level)} networks reach it")
+    if "cumulative" in obs.channels and (result.profile is not None or kind == "bootstrap"):
+        warnings.append("the intervals assume independent errors from one observation to the next; cumulative "
+                        "counts carry every earlier error forward, so on them the intervals are too narrow: fit "
+                        "the differences (incidence) where the data allow")
     if kind == "bootstrap":
         warnings += _bootstrap_bias_warnings(quantities, result.bootstrap.replicates)
     if left_out:
