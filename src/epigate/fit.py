@@ -90,6 +90,11 @@ class FitResult:
         return ~self.train.diverged
 
     @property
+    def usable(self) -> np.ndarray:
+        """(K,) members that trained without diverging and have finite rates."""
+        return self.ok & np.all(np.isfinite(self.rates), axis=1)
+
+    @property
     def r0(self) -> np.ndarray:
         """(K,) R0 of each member."""
         return self.model.r0(self.rates)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bootstrap import NoiseModel
 from .data import observe_states
 from .diagnosis import converged_bootstrap
 from .fit import FitResult
@@ -51,8 +50,7 @@ class Bands:
 def _members(result: FitResult) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(rates, reporting, initial state) of every member the bands are made of."""
     if result.bootstrap is None:
-        return [(result.rates[k], result.rho[k], result.u0[k]) for k in range(len(result.seeds))
-                if result.ok[k] and np.all(np.isfinite(result.rates[k]))]
+        return [(result.rates[k], result.rho[k], result.u0[k]) for k in np.flatnonzero(result.usable)]
     return [(fit.rates[0], fit.rho[0], fit.u0[0]) for fit in converged_bootstrap(result)[0]]
 
 
@@ -72,7 +70,7 @@ def _series(result: FitResult, rates, rho, u0, t: np.ndarray, names) -> np.ndarr
     return np.stack(cols, axis=1) * obs.population
 
 
-def forecast_bands(result: FitResult, days: float, noise: NoiseModel | None = None) -> Bands:
+def forecast_bands(result: FitResult, days: float) -> Bands:
     """Every observed channel and the infectious compartment from t = 0 to ``days`` past the last
     observation, on a grid of one time unit (finer when the whole span is under 30 units)."""
     obs, m = result.obs, result.model
@@ -87,7 +85,7 @@ def forecast_bands(result: FitResult, days: float, noise: NoiseModel | None = No
         nan = np.full(curve.shape, np.nan)
         return Bands(t, names, curve, nan, nan, predictive, result.level, None, obs.horizon)
     curves = np.stack([_series(result, r, rho, u0, t, names) for r, rho, u0 in members])  # (M, G, c)
-    noise = noise or (result.bootstrap.noise if result.bootstrap is not None else None)
+    noise = result.bootstrap.noise if result.bootstrap is not None else None
     kind = "bootstrap" if result.bootstrap is not None else "training_spread"
     draws = curves
     if noise is not None:  # predictive: each member's curve plus observation noise, channels only

@@ -260,7 +260,7 @@ def profile_intervals(model: CompartmentalModel, obs: Observations, fit: Classic
     intervals = {}
     exp = lambda v: None if v is None else float(np.exp(v))
     for name, (c, lo, hi, bound) in log_intervals.items():
-        iv = Interval(float(np.exp(c)), exp(lo), exp(hi), level, "profile", exp(bound) if bound is not None else None)
+        iv = Interval(float(np.exp(c)), exp(lo), exp(hi), level, "profile", exp(bound))
         if name.startswith("initial_"):
             iv = iv.scaled(obs.population)
         intervals[name] = iv

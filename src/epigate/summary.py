@@ -169,25 +169,24 @@ STRONG_CORRELATION = 0.95  # least-squares estimates correlated beyond this get 
 def _member_values(result: FitResult) -> list[dict[str, float]]:
     m, obs, a = result.model, result.obs, result.assumptions
     return [_values(m, obs, result.rates[k], result.u0[k], result.rho[k], a.estimate_initial, a.reporting)
-            if result.ok[k] and np.all(np.isfinite(result.rates[k])) else {} for k in range(len(result.seeds))]
+            if result.usable[k] else {} for k in range(len(result.seeds))]
 
 
-def _pinn_estimates(result: FitResult) -> tuple[dict[str, float], dict[str, Interval], str | None, list[int]]:
-    """The PINN's estimates, their intervals, the intervals' kind, and the bootstrap replicates'
-    seeds left out (not converged or diverged)."""
+def _pinn_estimates(result: FitResult) -> tuple[dict[str, float], dict[str, Interval], str | None, int, list[int]]:
+    """The PINN's estimates, their intervals, the intervals' kind, how many networks the intervals
+    rest on, and the bootstrap networks' seeds left out (not converged or diverged)."""
     members = _member_values(result)
     names = set().union(*members)
-    with np.errstate(all="ignore"):
-        estimate = {n: float(np.nanmedian([v.get(n, np.nan) for v in members])) for n in names}
     if result.bootstrap is not None:
         estimate = members[0]
         used, left_out = converged_bootstrap(result)
         samples, kind = [_member_values(fit)[0] for fit in used], "bootstrap"
     else:
-        samples, kind, left_out = members, "training_spread", []
+        estimate = {n: float(np.nanmedian([v.get(n, np.nan) for v in members])) for n in names}
+        samples, kind, left_out = [v for v in members if v], "training_spread", []
     intervals = {n: percentile_interval([v.get(n, np.nan) for v in samples], result.level, kind) for n in names}
     intervals = {n: iv for n, iv in intervals.items() if iv is not None}
-    return estimate, intervals, kind if intervals else None, left_out
+    return estimate, intervals, kind if intervals else None, len(samples), left_out
 
 
 def _identifiability_warnings(result: FitResult) -> list[str]:
@@ -235,7 +234,7 @@ def summarise(result: FitResult) -> FitSummary:
     unit = obs.time_unit
     units = {n: f"1/{unit}" for n in m.params} | {p: UNIT_PLURAL[unit] for p in m.periods} | {
         f"initial_{n}": "people" for n in a.estimate_initial} | {"peak_time": unit, "peak_size": "people"}
-    estimate, intervals, kind, left_out = _pinn_estimates(result)
+    estimate, intervals, kind, used, left_out = _pinn_estimates(result)
     classical = _classical_values(result, result.classical)
     free_start = _classical_values(result, result.classical_free_start)
     profiled = result.profile.intervals if result.profile is not None else {}
@@ -247,7 +246,6 @@ def summarise(result: FitResult) -> FitSummary:
                            profiled.get(name), truth.get(name), free_start.get(name)) for name, value in classical.items()]
     verdict = diagnose(result)
     warnings = list(verdict.warnings) + _identifiability_warnings(result)
-    used = len(result.seeds) if result.bootstrap is None else 1 + len(result.bootstrap.replicates) - len(left_out)
     if kind and achieved_level(used, result.level) < result.level:
         warnings.append(f"with {used} networks the {kind.replace('_', ' ')} interval is their range, which holds a "
                         f"new draw with probability {100 * achieved_level(used, result.level):.0f} %, less than the "
@@ -266,7 +264,7 @@ def summarise(result: FitResult) -> FitSummary:
     if result.bootstrap is not None:
         noise = result.bootstrap.noise
         bootstrap = {"members": 1 + len(result.bootstrap.replicates),
-                     "used": 1 + len(result.bootstrap.replicates) - len(left_out),
+                     "used": used,
                      "left_out_seeds": left_out,
                      "noise": {"kind": noise.kind, "sd": None if noise.sd is None else dict(zip(obs.channels, noise.sd)),
                                "relative_sd": None if noise.relative_sd is None else dict(zip(obs.channels,
