@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+import jax
+
 from ..files import atomic_write
 from .analysis import summarise, write_bench_report
 from .executor import Executor, InProcessExecutor
@@ -17,7 +19,10 @@ from .store import Store, write_rows
 
 
 def machine_description() -> str:
-    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    """The machine and the device JAX computes on (a GPU when the ``cuda`` extra found one)."""
+    device = jax.devices()[0]
+    return (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+            f"JAX on {device.platform} ({device.device_kind})")
 
 
 def run_bench(preset: Preset, out: Path, *, executor: Executor | None = None, progress=None) -> dict:
