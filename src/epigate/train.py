@@ -169,12 +169,27 @@ class _Steps:
         self.adam = optax.adam(optax.cosine_decay_schedule(lr, max(cfg.adam_steps, 1), ADAM_LR_DECAY))
         self.lbfgs = optax.lbfgs(memory_size=cfg.lbfgs_memory)
 
-        def loss_pair(theta, phi, a):
+        def data_loss(theta, phi, a):
             L = self.losses(theta, phi, a, smooth=True)
-            return jnp.stack([L.data, L.phys]), L
+            return L.data, L
 
-        # both loss gradients from one forward pass: the Jacobian of the loss pair
-        self.jacobian = jax.jacrev(loss_pair, argnums=(0, 1), has_aux=True)
+        def phys_loss(theta, phi, a):
+            return self.losses(theta, phi, a, smooth=True).phys
+
+        grad_data = jax.grad(data_loss, argnums=(0, 1), has_aux=True)
+        grad_phys = jax.grad(phys_loss, argnums=(0, 1))
+
+        def jacobian(theta, phi, a):
+            """Both loss gradients, stacked (data first) on a leading axis of 2, and the losses.
+
+            Two reverse passes, not one ``jacrev`` of the loss pair: a batched reverse pass of
+            the pair carries the data cotangent through the whole physics graph too, and costs
+            1.6x two separate passes (scripts/bench_speed.py, docs/benchmarks.md)."""
+            g_data, L = grad_data(theta, phi, a)
+            g_phys = grad_phys(theta, phi, a)
+            return jax.tree.map(lambda d, p: jnp.stack([d, p]), g_data, g_phys), L
+
+        self.jacobian = jacobian
 
     def init(self, key, a: ProblemArrays):
         log_i0 = jnp.log(a.u0[self.network.layout.infectious])
