@@ -348,7 +348,8 @@ def fit(
 
 @app.command()
 def bench(
-    preset: str = typer.Option("quick", help="quick (minutes on 2 cores), full (the whole grid) or tiny (a smoke test)."),
+    preset: str = typer.Option("quick", help="quick (minutes on 2 cores), standard (the whole grid, 16 seeds, quick's budget), "
+                                           "full (the whole grid at the fit's budget) or tiny (a smoke test)."),
     out: Path = typer.Option(..., "--out", help="Folder for results.csv, summary.csv, figures/, report.md."),
     executor: str = typer.Option("inprocess", help="inprocess, or ray: one Ray task per (cell, method)."),
     address: Optional[str] = typer.Option(None, help="With --executor ray: a running cluster's address "

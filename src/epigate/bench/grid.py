@@ -90,6 +90,11 @@ PRESETS = {
     "quick": Preset("quick", ("baseline", "stiff", "partial"), ("5%",), (20,), METHODS, seeds=10,
                     adam_steps=1000, refine_steps=800, width=32, pretrain_steps=300, refine_rounds=4, n_colloc=128,
                     precision="float32"),
+    # the whole grid at the quick training budget, with the 16 seeds that Holm's correction over
+    # its 864 comparisons needs (docs/benchmarks.md); defined and timed on one cell, not yet run
+    "standard": Preset("standard", ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS,
+                       seeds=16, adam_steps=1000, refine_steps=800, width=32, pretrain_steps=300, refine_rounds=4,
+                       n_colloc=128, precision="float32"),
     "full": Preset("full", ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS, seeds=10,
                    adam_steps=3000, refine_steps=12000, width=64),
 }
