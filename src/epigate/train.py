@@ -184,7 +184,7 @@ class _Steps:
 
             Two reverse passes, not one ``jacrev`` of the loss pair: a batched reverse pass of
             the pair carries the data cotangent through the whole physics graph too, and costs
-            1.6x two separate passes (README, "Against DeepXDE")."""
+            1.6x two separate passes (scripts/profile_step.py)."""
             g_data, L = grad_data(theta, phi, a)
             g_phys = grad_phys(theta, phi, a)
             return jax.tree.map(lambda d, p: jnp.stack([d, p]), g_data, g_phys), L
