@@ -169,15 +169,15 @@ class _Steps:
         self.adam = optax.adam(optax.cosine_decay_schedule(lr, max(cfg.adam_steps, 1), ADAM_LR_DECAY))
         self.lbfgs = optax.lbfgs(memory_size=cfg.lbfgs_memory)
 
-        def data_loss(theta, phi, a):
-            L = self.losses(theta, phi, a, smooth=True)
-            return L.data, L
+        def data_loss(theta, phi, a):  # only .data is used: the physics part of this pass is dead code
+            return self.losses(theta, phi, a, smooth=True).data
 
         def phys_loss(theta, phi, a):
-            return self.losses(theta, phi, a, smooth=True).phys
+            L = self.losses(theta, phi, a, smooth=True)
+            return L.phys, L
 
-        grad_data = jax.grad(data_loss, argnums=(0, 1), has_aux=True)
-        grad_phys = jax.grad(phys_loss, argnums=(0, 1))
+        grad_data = jax.grad(data_loss, argnums=(0, 1))
+        grad_phys = jax.grad(phys_loss, argnums=(0, 1), has_aux=True)
 
         def jacobian(theta, phi, a):
             """Both loss gradients, stacked (data first) on a leading axis of 2, and the losses.
@@ -185,8 +185,8 @@ class _Steps:
             Two reverse passes, not one ``jacrev`` of the loss pair: a batched reverse pass of
             the pair carries the data cotangent through the whole physics graph too, and costs
             1.6x two separate passes (scripts/profile_step.py)."""
-            g_data, L = grad_data(theta, phi, a)
-            g_phys = grad_phys(theta, phi, a)
+            g_data = grad_data(theta, phi, a)
+            g_phys, L = grad_phys(theta, phi, a)
             return jax.tree.map(lambda d, p: jnp.stack([d, p]), g_data, g_phys), L
 
         self.jacobian = jacobian
