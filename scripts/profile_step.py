@@ -42,7 +42,7 @@ def main() -> None:
     a = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), problem.arrays)
     pre, phi = steps.init(jax.random.PRNGKey(0), a)
     theta, state = pre.theta, steps.adam_init(pre.theta, phi)
-    losses = lambda t, **kw: steps.losses(t, phi, a, smooth=True, **kw)
+    losses = lambda t: steps.losses(t, phi, a, smooth=True)
 
     def pair(t):
         L = losses(t)
@@ -62,8 +62,8 @@ def main() -> None:
 
     parts = [
         ("whole step (two gradients, gate, Adam)", lambda s: steps.adam_step(s, a)[0], state),
-        ("both gradients, as the step takes them", lambda t: t - EPS * steps.jacobian(t, phi, a)[0][0][1], theta),
-        ("both gradients, one jacrev of the pair", lambda t: t - EPS * jax.jacrev(pair)(t)[1], theta),
+        ("both gradients, as the step takes them", lambda t: t - EPS * steps.jacobian(t, phi, a)[0][0].sum(0), theta),
+        ("both gradients, one jacrev of the pair", lambda t: t - EPS * jax.jacrev(pair)(t).sum(0), theta),
         ("data gradient alone", lambda t: t - EPS * jax.grad(lambda u: losses(u).data)(t), theta),
         ("physics gradient alone", lambda t: t - EPS * jax.grad(lambda u: losses(u).phys)(t), theta),
         ("both losses, forward only", lambda t: t + EPS * losses(t).phys, theta),
