@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import jax.numpy as jnp
 
@@ -105,6 +105,16 @@ def make_strategy(cfg: TrainConfig) -> balancing.Strategy:
         "cggs": lambda: balancing.cggs(cfg.kappa, cfg.gate_threshold, lo, ref, cfg.alpha, lam_init=ref),
         "cggs_literal": lambda: balancing.cggs(cfg.kappa, cfg.gate_threshold, name="cggs_literal"),
     }[cfg.method]()
+
+
+# the settings read only by make_strategy: programs of the other phases do not depend on them
+STRATEGY_FIELDS = ("method", "fixed_weight", "kappa", "gate_threshold", "alpha", "floor_ratio")
+
+
+def strategy_neutral(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the strategy's own settings at their defaults: equal for every method."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name in STRATEGY_FIELDS}
+    return replace(cfg, **defaults)
 
 
 def config_fields(cfg: TrainConfig) -> dict:

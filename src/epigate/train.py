@@ -33,8 +33,8 @@ import numpy as np
 import optax
 
 from . import balancing
-from .config import PRECISIONS, TrainConfig, make_strategy
-from .pinn import Problem, ProblemArrays, ProblemSpec, initial_phi, make_losses, make_network
+from .config import PRECISIONS, TrainConfig, make_strategy, strategy_neutral
+from .pinn import NetworkConfig, Problem, ProblemArrays, ProblemSpec, initial_phi, make_losses, make_network
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
@@ -310,20 +310,56 @@ def _blocks_per_chunk(total: int, every: int, target_steps: int = 1000) -> int:
     return max(d for d in range(1, n + 1) if n % d == 0 and d * every <= max(target_steps, every))
 
 
-@functools.lru_cache(maxsize=64)
 def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
-    steps = _Steps(spec, cfg)
-    data_axis = 0 if batched else None
+    """The compiled programs of a run. Only the first-order phase's depend on the balancing
+    strategy: the others are shared by every method of the same problem shape, so a benchmark cell
+    compiles them once, not once per method."""
+    shared = _shared_programs(spec, strategy_neutral(cfg), batched)
+    first_order = _first_order_programs(spec, cfg, batched)
+    return _Programs(shared.init, first_order.adam_init, shared.refine_init, shared.pretrain, first_order.adam,
+                     shared.refine, shared.start_round, shared.end_round, *_chunking(cfg))
 
-    def chunk(block, n_blocks):
-        return lambda carry, a: jax.lax.scan(lambda s, _: block(s, a), carry, None, length=n_blocks)
 
+def _chunking(cfg: TrainConfig) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Records per compiled chunk of each phase, and chunk calls per phase."""
     phase_steps = (cfg.pretrain_steps, cfg.adam_steps, cfg.refine_steps // cfg.refine_rounds)
     blocks = tuple(_blocks_per_chunk(n, cfg.record_every) if n else 0 for n in phase_steps)
     chunks = tuple(n // (cfg.record_every * b) if b else 0 for n, b in zip(phase_steps, blocks))
-    vmapped = lambda f: jax.jit(jax.vmap(f, in_axes=(0, data_axis)))
-    pretrain = vmapped(chunk(steps.pretrain_block, blocks[0])) if blocks[0] else None
-    adam = vmapped(chunk(steps.adam_block, blocks[1])) if blocks[1] else None
+    return blocks, chunks
+
+
+def _chunk(block, n_blocks):
+    return lambda carry, a: jax.lax.scan(lambda s, _: block(s, a), carry, None, length=n_blocks)
+
+
+class _FirstOrderPrograms(NamedTuple):
+    adam_init: Callable
+    adam: Callable | None
+
+
+@functools.lru_cache(maxsize=256)
+def _first_order_programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _FirstOrderPrograms:
+    steps = _Steps(spec, cfg)
+    n_blocks = _chunking(cfg)[0][1]
+    adam = jax.jit(jax.vmap(_chunk(steps.adam_block, n_blocks), in_axes=(0, 0 if batched else None)))
+    return _FirstOrderPrograms(jax.jit(jax.vmap(steps.adam_init)), adam if n_blocks else None)
+
+
+class _SharedPrograms(NamedTuple):
+    init: Callable
+    refine_init: Callable
+    pretrain: Callable | None
+    refine: Callable | None
+    start_round: Callable
+    end_round: Callable
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _SharedPrograms:
+    steps = _Steps(spec, cfg)
+    data_axis = 0 if batched else None
+    blocks = _chunking(cfg)[0]
+    pretrain = jax.jit(jax.vmap(_chunk(steps.pretrain_block, blocks[0]), in_axes=(0, data_axis))) if blocks[0] else None
     refine = None
     if blocks[2]:
         # L-BFGS's line search is a while loop: under vmap every member would run as many
@@ -335,12 +371,10 @@ def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
             refine = jax.jit(lambda carry, lam, a: jax.lax.map(lambda ca: run(ca[0], lam, ca[1]), (carry, a)))
         else:
             refine = jax.jit(lambda carry, lam, a: jax.lax.map(lambda c: run(c, lam, a), carry))
-    start_round = jax.jit(jax.vmap(steps.start_round))
-    end_round = jax.jit(jax.vmap(steps.end_round, in_axes=(0, None, data_axis)))
-    init = jax.jit(jax.vmap(steps.init, in_axes=(0, data_axis)))
-    adam_init = jax.jit(jax.vmap(steps.adam_init))
-    refine_init = jax.jit(jax.vmap(steps.refine_init, in_axes=(0, 0, data_axis)))
-    return _Programs(init, adam_init, refine_init, pretrain, adam, refine, start_round, end_round, blocks, chunks)
+    return _SharedPrograms(init=jax.jit(jax.vmap(steps.init, in_axes=(0, data_axis))),
+                           refine_init=jax.jit(jax.vmap(steps.refine_init, in_axes=(0, 0, data_axis))),
+                           pretrain=pretrain, refine=refine, start_round=jax.jit(jax.vmap(steps.start_round)),
+                           end_round=jax.jit(jax.vmap(steps.end_round, in_axes=(0, None, data_axis))))
 
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, steps done, steps total)
@@ -481,8 +515,13 @@ def network_states(model, cfg: TrainConfig, theta: np.ndarray, tau: np.ndarray, 
     Returns:
         (K, G, s) population fractions.
     """
-    network = make_network(model, cfg.network)
     with precision_scope(cfg):
         dtype = PRECISIONS[cfg.precision]
-        states = jax.jit(jax.vmap(network.states, in_axes=(0, None, 0)))
+        states = _states_program(model, cfg.network)
         return np.array(states(jnp.asarray(theta, dtype), jnp.asarray(tau, dtype), jnp.asarray(u0, dtype)))
+
+
+@functools.lru_cache(maxsize=64)
+def _states_program(model, network: NetworkConfig) -> Callable:
+    """One compiled program per network shape (a new jit object per call would compile every time)."""
+    return jax.jit(jax.vmap(make_network(model, network).states, in_axes=(0, None, 0)))
