@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from epigate.bench.analysis import summarise, winners
+from epigate.bench.analysis import summarise, verdicts, winners
 from epigate.bench.grid import PRESETS
 from epigate.bench.run import run_bench
 from epigate.bench.runner import RunRow
@@ -136,3 +136,25 @@ def test_fingerprint_covers_the_training_settings(monkeypatch):
     original = runner.train_config
     monkeypatch.setattr(runner, "train_config", lambda p, m, w=None: replace(original(p, m, w), kappa=7.0))
     assert preset.fingerprint() != before
+
+
+def test_holm_family_is_one_phase_and_verdicts_count_cells():
+    # 7 seeds, cggs better on every one: exact two-sided p = 2 / 2^7 per comparison. Each phase's
+    # family holds 2 comparisons (R0 and peak), so Holm doubles p to 0.031 < 0.05; one family over
+    # both phases would quadruple it to 0.0625 and nothing would be significant.
+    rows = []
+    for phase in ("adam", "final"):
+        for seed in range(7):
+            for method, err in (("cggs", 0.01 * (seed + 1)), ("magnitude", 0.10 + 0.01 * seed)):
+                rows.append(RunRow(scenario="s", noise="5%", n_obs=10, method=method, seed=seed, phase=phase,
+                                   diverged=False, wall_s=1.0, time_per_step_ms=1.0, steps_to_5pct=np.nan,
+                                   weight=np.nan, r0=5.0, r0_error_vs_lsq=err, misfit_ratio=1.0, r0_error=err,
+                                   peak_time_error_days=err, peak_height_rel_error=err))
+    summary = summarise(rows)
+    for phase in ("adam", "final"):
+        s = next(s for s in summary if s["method"] == "magnitude" and s["phase"] == phase)
+        assert s["p_r0_vs_cggs"] == pytest.approx(2 / 2 ** 7)
+        assert s["p_r0_vs_cggs_holm"] == pytest.approx(2 * 2 / 2 ** 7)
+        v = verdicts(summary, phase, "magnitude", "r0")
+        assert (v["better"], v["worse"], v["cells"]) == (1, 0, 1) and v["better_cells"] == [("s", "5%", 10)]
+        assert v["median_effect"] == pytest.approx(-0.09)
