@@ -15,7 +15,7 @@ from .. import metrics  # noqa: E402
 from ..balancing import gate  # noqa: E402
 from ..formatting import number, percent  # noqa: E402
 from ..train import History  # noqa: E402
-from .grid import Cell, Preset  # noqa: E402
+from .grid import NOISES, SCENARIOS, Cell, Preset  # noqa: E402
 from .runner import RunRow, train_config  # noqa: E402
 
 ABS_METRICS = ("r0_error", "r0_error_vs_lsq", "beta_error", "sigma_error", "gamma_error",
@@ -111,7 +111,13 @@ def surviving_comparisons(summary: list[dict], phase: str, alpha: float = 0.05) 
                 tested += 1
                 if p < alpha:
                     survivors.append(dict(s, metric=metric, short=short))
-    return tested, survivors
+    return tested, sorted(survivors, key=lambda s: _grid_order((s["scenario"], s["noise"], s["n_obs"])))
+
+
+def _grid_order(cell: tuple[str, str, int]) -> tuple[int, int, int]:
+    """Cells in the grid's order: scenario, then noise (0 % up to 20 %, poisson, negbin), then count."""
+    scenario, noise, n = cell
+    return list(SCENARIOS).index(scenario), list(NOISES).index(noise), n
 
 
 def verdicts(summary: list[dict], phase: str, comparator: str, short: str, alpha: float = 0.05) -> dict:
@@ -229,7 +235,7 @@ def fig_rq2(summary: list[dict], path: Path, methods) -> None:
     for ax, axis in zip(axes, ("noise", "n_obs")):
         for i, m in enumerate(list(methods) + ["classical"]):
             rows = [s for s in summary if s["method"] == m and s["phase"] == "final"]
-            groups = sorted({s[axis] for s in rows}, key=lambda x: (str(type(x)), x))
+            groups = sorted({s[axis] for s in rows}, key=lambda x: list(NOISES).index(x) if axis == "noise" else x)
             if not groups:
                 continue
             med = [_nanmedian([s["abs_r0_error_median"] for s in rows if s[axis] == g]) for g in groups]
@@ -328,7 +334,7 @@ def write_bench_report(out: Path, preset: Preset, rows: list[RunRow], summary: l
     """report.md and its figures; ``computed`` = (cells computed by this invocation, cells in all)."""
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
-    cells = sorted({(s["scenario"], s["noise"], s["n_obs"]) for s in summary})
+    cells = sorted({(s["scenario"], s["noise"], s["n_obs"]) for s in summary}, key=_grid_order)
     methods = [m for m in preset.methods]
     conflict_cell = next((c for c in cells if c[0] == "stiff"), cells[0])
     base_cell = next((c for c in cells if c[0] == "baseline"), cells[0])
