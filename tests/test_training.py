@@ -15,7 +15,7 @@ from epigate.fit import fit
 from epigate.models import SEIR
 from epigate.pinn import NetworkConfig, build_problem
 from epigate.summary import summarise
-from epigate.train import TrainingDiverged, refine_weights, train
+from epigate.train import TrainingDiverged, _programs, refine_weights, train
 
 # a third of the default budget, a smaller network and a quarter of the collocation points
 SMALL = TrainConfig(method="cggs", pretrain_steps=500, adam_steps=1500, refine_steps=4000,
@@ -68,6 +68,18 @@ def test_history_records_both_phases_and_the_weights(tiny_seed_fit):
 def test_refinement_weights_rise_tenfold_every_second_round_up_to_one():
     assert refine_weights(TrainConfig()) == pytest.approx([0.01, 0.01, 0.1, 0.1, 1, 1, 1, 1])
     assert refine_weights(TrainConfig(lam_ref=0.5, refine_rounds=3, refine_steps=300, record_every=50)) == [0.5, 0.5, 1]
+
+
+def test_methods_share_every_program_but_the_first_order_phase():
+    # a benchmark cell trains 9 methods on one problem shape: pre-training and refinement must be
+    # compiled once for all of them (docs/benchmarks.md, "Time, and full")
+    spec = build_problem(SEIR, demo_observations(0), n_colloc=32).spec
+    cggs, fixed = (TrainConfig(method=m, fixed_weight=w, network=NetworkConfig(width=8, n_colloc=32))
+                   for m, w in (("cggs", None), ("fixed", 0.3)))
+    a, b = _programs(spec, cggs, False), _programs(spec, fixed, False)
+    assert a.pretrain is b.pretrain and a.refine is b.refine and a.init is b.init
+    assert a.adam is not b.adam
+    assert _programs(spec, replace(cggs, lbfgs_memory=5), False).refine is not a.refine
 
 
 def test_divergence_is_reported_with_method_and_step():
