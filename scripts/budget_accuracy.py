@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from epigate.bench.grid import NOISES, PRESETS, SCENARIOS, Cell
+from epigate.bench.grid import PRESETS, Cell, cells
 from epigate.bench.runner import cell_reference, run_method
 from epigate.bench.store import Store
 from epigate.metrics import paired_median_difference
@@ -29,7 +29,7 @@ DEFAULT_CELLS = "baseline_10pct_n20,partial_negbin_n10,stiff_5pct_n40"
 
 
 def parse_cell(cell_id: str) -> Cell:
-    for cell in (Cell(s, z, n) for s in SCENARIOS for z in NOISES for n in (10, 20, 40)):
+    for cell in cells(PRESETS["full"]):
         if cell.id == cell_id:
             return cell
     raise SystemExit(f"unknown cell {cell_id!r}; cells are named like baseline_10pct_n20")
@@ -70,7 +70,7 @@ def main() -> None:
                   f"{np.median([theirs[k].wall_s for k in seeds]):.2f} | {np.median([mine[k].wall_s for k in seeds]):.2f} |",
                   flush=True)
     n_runs = len(full_seconds)
-    grid = len(SCENARIOS) * len(NOISES) * 3 * len(full.methods)
+    grid = len(cells(full)) * len(full.methods)
     print(f"\nfull: {np.mean(full_seconds):.0f} s per (cell, method) with {full.seeds} seeds, mean of {n_runs}; "
           f"x {grid} (cell, method) pairs = {np.mean(full_seconds) * grid / 3600:.1f} h for the whole grid here")
 

@@ -300,7 +300,6 @@ class _Programs(NamedTuple):
     refine: Callable | None
     start_round: Callable
     end_round: Callable
-    blocks: tuple[int, int, int]  # records per compiled chunk of each phase
     chunks: tuple[int, int, int]  # chunk calls per phase (pre-training, first-order, one refinement round)
 
 
@@ -317,7 +316,7 @@ def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
     shared = _shared_programs(spec, strategy_neutral(cfg), batched)
     first_order = _first_order_programs(spec, cfg, batched)
     return _Programs(shared.init, first_order.adam_init, shared.refine_init, shared.pretrain, first_order.adam,
-                     shared.refine, shared.start_round, shared.end_round, *_chunking(cfg))
+                     shared.refine, shared.start_round, shared.end_round, _chunking(cfg)[1])
 
 
 def _chunking(cfg: TrainConfig) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
