@@ -49,19 +49,25 @@ def test_one_case_in_a_million_reaches_least_squares(tiny_seed_fit):
     assert people.min() > -0.5
 
 
-def test_history_records_both_phases_and_the_weights(tiny_seed_fit):
+def test_history_records_every_phase_and_the_weights(tiny_seed_fit):
     h = tiny_seed_fit.train.history
     rec = h.records
     cfg = SMALL
     assert h.step[0] == cfg.pretrain_steps + cfg.record_every and h.step[-1] == cfg.total_steps
-    assert set(np.unique(h.phase)) == {0, 1}
+    assert list(np.unique(h.phase)) == [0, 1, 2]
+    # one record per outer step, each standing for one re-solve
+    outer = h.phase == 2
+    assert outer.sum() == cfg.outer_steps and np.all(np.diff(h.step[outer]) == cfg.resolve_steps)
     adam = h.phase == 0
+    refine = h.phase == 1
     # CGGS's weight, times the physics ramp, stays within [ramp floor, lam_ref]
     lam = rec.lam[0, adam]
     assert np.all(lam >= cfg.floor * cfg.physics_ramp * (1 - 1e-6)) and np.all(lam <= cfg.lam_ref * (1 + 1e-6))
-    assert np.all(np.abs(rec.c) <= 1 + 1e-5)
+    assert np.all(np.abs(rec.c[:, ~outer]) <= 1 + 1e-5)  # no gradient cosine in the outer phase
     # the refinement weights are the documented schedule, and the residual falls by orders of magnitude
-    np.testing.assert_allclose(np.unique(rec.lam[0, ~adam]), sorted(set(refine_weights(cfg))))
+    np.testing.assert_allclose(np.unique(rec.lam[0, refine]), sorted(set(refine_weights(cfg))))
+    assert rec.loss_phys[0, refine][-1] < 1e-3 * rec.loss_phys[0, 0]
+    # the outer phase ends with the network an ODE solution at its estimates, as the refinement does
     assert rec.loss_phys[0, -1] < 1e-3 * rec.loss_phys[0, 0]
 
 

@@ -37,14 +37,17 @@ class TrainConfig:
         alpha: EMA factor of adaptive weights (1 = instantaneous).
         record_every: steps between history records (must divide every phase's step count).
         lbfgs_memory: number of past updates L-BFGS keeps for its curvature estimate.
+        outer_steps: outer Gauss-Newton steps on the estimated numbers after the refinement, the
+            network re-solving the ODE at each (``reduced.py``; 0 skips the phase).
+        resolve_steps: L-BFGS iterations of each re-solve.
         precision: ``float64`` (JAX's x64 mode for this training only; the default) or
             ``float32`` (the demo trains no faster in it: its L-BFGS line searches take longer).
     """
 
     method: str = "cggs"
     pretrain_steps: int = 1000
-    adam_steps: int = 3000
-    refine_steps: int = 12000
+    adam_steps: int = 2000
+    refine_steps: int = 1600
     refine_rounds: int = 8
     learning_rate: float = 2e-3
     lam_ref: float = 0.01
@@ -56,6 +59,8 @@ class TrainConfig:
     alpha: float = 0.1
     record_every: int = 50
     lbfgs_memory: int = 20
+    outer_steps: int = 10
+    resolve_steps: int = 300
     precision: str = "float64"
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
@@ -75,6 +80,9 @@ class TrainConfig:
         if self.refine_steps % unit:
             raise ValueError(f"refine_steps ({self.refine_steps}) must be a multiple of refine_rounds x record_every "
                              f"({self.refine_rounds} x {self.record_every} = {unit})")
+        if self.outer_steps < 0 or self.resolve_steps < 1:
+            raise ValueError(f"outer_steps must be >= 0 and resolve_steps >= 1, got {self.outer_steps} and "
+                             f"{self.resolve_steps}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be float32 or float64, got {self.precision!r}")
         if not self.learning_rate > 0 or not self.lam_ref > 0 or not 0 < self.alpha <= 1:
@@ -84,7 +92,7 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        return self.pretrain_steps + self.adam_steps + self.refine_steps
+        return self.pretrain_steps + self.adam_steps + self.refine_steps + self.outer_steps * self.resolve_steps
 
     @property
     def floor(self) -> float:

@@ -10,7 +10,7 @@ from .files import atomic_dir, write_csv, write_json
 from .fit import FitResult
 from .models import simulate_numpy
 from .summary import INTERVAL_PERCENTILES, FitSummary, summarise
-from .train import Record
+from .train import PHASES, Record
 
 FILES = ("result.json", "report.html", "observations.csv", "trajectories.csv", "history.csv", "fit.png",
          "training.png", "params.png")
@@ -46,7 +46,7 @@ def history_rows(result: FitResult):
     rows = []
     for k, seed in enumerate(result.seeds):
         for i, step in enumerate(h.step):
-            rows.append([seed, int(step), "adam" if h.phase[i] == 0 else "refine"]
+            rows.append([seed, int(step), PHASES[h.phase[i]]]
                         + [float(getattr(h.records, key)[k, i]) for key in keys] + [float(r) for r in h.rates[k, i]])
     return header, rows
 

@@ -404,38 +404,60 @@ class Losses(NamedTuple):
     residual: jax.Array  # (rows,)
 
 
-def make_losses(spec: ProblemSpec, network: Network):
-    """Return ``losses(theta, phi, arrays, *, rates=None, shift=None, smooth=False) -> Losses``.
-
-    ``rates=None`` uses the closed-form rates of the network (:func:`optimal_rates`, with the
-    augmented-Lagrangian ``shift``); ``smooth`` replaces the hard count floor of the likelihood by
-    a smooth one (its gradient is zero below the hard floor, where a tiny seed starts).
-    """
+def make_predictions(spec: ProblemSpec, network: Network):
+    """Return ``predictions(theta, log_rho, u0, arrays) -> (n, k)``: the observed quantities as the
+    network predicts them, reported and divided by each channel's scale (the units of ``arrays.y``)."""
     layout = network.layout
     use_starts = needs_interval_starts(spec.channels)
-    counts = spec.likelihood != "squared"
 
-    def losses(theta, phi, a: ProblemArrays, *, rates=None, shift=None, smooth=False) -> Losses:
-        _, log_rho, log_u0 = effective_phi(spec, a, phi)
-        u0 = effective_u0(spec, a, log_u0)
-        tc = a.tau_colloc
-        v, dv = jax.jvp(lambda t: network.represent(theta, t, u0), (tc,), (jnp.ones_like(tc),))
-        A, b = residual_system(spec, layout, v, dv, u0, a.horizon)
-        if rates is None:
-            rates = optimal_rates(spec, A, b, a.rates_guess, shift)
-        residual = b - A @ rates
+    def predictions(theta, log_rho, u0, a: ProblemArrays):
         n = a.tau_obs.shape[0]
         tau = jnp.concatenate([a.tau_obs, a.tau_start]) if use_starts else a.tau_obs
         v_obs = network.represent(theta, tau, u0)
         pred = observe(spec, layout, v_obs[:n], v_obs[n:] if use_starts else None, u0)
-        pred = pred * jnp.exp(log_rho) / a.scale
-        if counts and smooth:
-            people = pred * a.count_scale
-            pred = (COUNT_FLOOR + jax.nn.softplus(10.0 * (people - COUNT_FLOOR)) / 10.0) / a.count_scale
-        per_point = data_misfit(spec.likelihood, pred, a.y, a.count_scale, a.dispersion, xp=jnp)
-        if counts:  # a deviance is about count x squared scaled error: back to O(squared error), by one
-            per_point = per_point / jnp.max(a.count_scale)  # constant, so the optimum stays least squares'
-        data = (a.mask * per_point).sum() / jnp.maximum(a.mask.sum(), 1.0)
+        return pred * jnp.exp(log_rho) / a.scale
+
+    return predictions
+
+
+def data_loss(spec: ProblemSpec, pred, a: ProblemArrays, *, smooth: bool = False):
+    """``L_data`` () of scaled predictions (n, k): the likelihood's mean misfit over observed points.
+
+    ``smooth`` replaces the hard count floor by a smooth one (its gradient is zero below the hard
+    floor, where a tiny seed starts)."""
+    counts = spec.likelihood != "squared"
+    if counts and smooth:
+        people = pred * a.count_scale
+        pred = (COUNT_FLOOR + jax.nn.softplus(10.0 * (people - COUNT_FLOOR)) / 10.0) / a.count_scale
+    per_point = data_misfit(spec.likelihood, pred, a.y, a.count_scale, a.dispersion, xp=jnp)
+    if counts:  # a deviance is about count x squared scaled error: back to O(squared error), by one
+        per_point = per_point / jnp.max(a.count_scale)  # constant, so the optimum stays least squares'
+    return (a.mask * per_point).sum() / jnp.maximum(a.mask.sum(), 1.0)
+
+
+def physics_system(spec: ProblemSpec, network: Network, theta, u0, a: ProblemArrays):
+    """The network's residual system ``(A, b)`` at the collocation points (:func:`residual_system`)."""
+    tc = a.tau_colloc
+    v, dv = jax.jvp(lambda t: network.represent(theta, t, u0), (tc,), (jnp.ones_like(tc),))
+    return residual_system(spec, network.layout, v, dv, u0, a.horizon)
+
+
+def make_losses(spec: ProblemSpec, network: Network):
+    """Return ``losses(theta, phi, arrays, *, rates=None, shift=None, smooth=False) -> Losses``.
+
+    ``rates=None`` uses the closed-form rates of the network (:func:`optimal_rates`, with the
+    augmented-Lagrangian ``shift``); ``smooth`` as in :func:`data_loss`.
+    """
+    predictions = make_predictions(spec, network)
+
+    def losses(theta, phi, a: ProblemArrays, *, rates=None, shift=None, smooth=False) -> Losses:
+        _, log_rho, log_u0 = effective_phi(spec, a, phi)
+        u0 = effective_u0(spec, a, log_u0)
+        A, b = physics_system(spec, network, theta, u0, a)
+        if rates is None:
+            rates = optimal_rates(spec, A, b, a.rates_guess, shift)
+        residual = b - A @ rates
+        data = data_loss(spec, predictions(theta, log_rho, u0, a), a, smooth=smooth)
         return Losses(data, jnp.mean(residual ** 2), rates, residual)
 
     return losses

@@ -13,6 +13,8 @@ always the closed-form minimiser of the physics residual for the current network
    at a fixed weight per round (``refine_weights``), the multipliers updated between rounds. At a
    stationary point the two gradients are exactly opposite (c = -1), so no gate may set the
    weight here: it would switch physics off precisely at convergence.
+3. **Outer phase** (``reduced.py``): Gauss-Newton steps on the estimated numbers, the network
+   re-solving the ODE at each (L-BFGS on the physics alone), in float64.
 
 Every phase runs ``record_every`` steps per ``lax.scan`` iteration inside a compiled chunk; a chunk
 is called repeatedly from Python, which checks for divergence and advances the progress bar.
@@ -32,9 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import balancing
+from . import balancing, reduced
 from .config import PRECISIONS, TrainConfig, make_strategy, strategy_neutral
 from .pinn import NetworkConfig, Problem, ProblemArrays, ProblemSpec, initial_phi, make_losses, make_network
+
+PHASES = ("adam", "refine", "outer")  # History.phase indexes this
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
@@ -60,7 +65,8 @@ class Record(NamedTuple):
 
 @dataclass(frozen=True)
 class History:
-    """Training records of K members: ``step`` and ``phase`` (R,) (0 = Adam, 1 = refinement); every
+    """Training records of K members: ``step`` and ``phase`` (R,) (0 = Adam, 1 = refinement, 2 = outer
+    phase); every
     :class:`Record` field with shape (K, R) ((K, R, p) for ``log_rates``)."""
 
     step: np.ndarray
@@ -85,16 +91,18 @@ class TrainResult:
         log_rho: (K, k) final log reporting fractions.
         log_u0: (K, s) final log initial fractions (known values where not estimated; S unused).
         log_rates_adam: (K, p) log rates at the end of the first-order phase.
+        log_rates_refined: (K, p) log rates at the end of the refinement (before the outer phase).
         theta: (K, P) final network weights; theta_adam: (K, P) at the end of the first phase.
         history: the training records.
         diverged_step: (K,) first recorded step with a non-finite loss, -1 if none.
-        compile_s, adam_s, refine_s: seconds spent compiling and in each phase.
+        compile_s, adam_s, refine_s, outer_s: seconds spent compiling and in each phase.
     """
 
     log_rates: np.ndarray
     log_rho: np.ndarray
     log_u0: np.ndarray
     log_rates_adam: np.ndarray
+    log_rates_refined: np.ndarray
     theta: np.ndarray
     theta_adam: np.ndarray
     history: History
@@ -102,10 +110,11 @@ class TrainResult:
     compile_s: float
     adam_s: float
     refine_s: float
+    outer_s: float
 
     @property
     def train_s(self) -> float:
-        return self.adam_s + self.refine_s
+        return self.adam_s + self.refine_s + self.outer_s
 
     @property
     def diverged(self) -> np.ndarray:
@@ -115,8 +124,9 @@ class TrainResult:
         """Member k alone (leading axis 1); timings stay those of the whole batch."""
         pick = lambda x: x[k:k + 1]
         return TrainResult(pick(self.log_rates), pick(self.log_rho), pick(self.log_u0), pick(self.log_rates_adam),
-                           pick(self.theta), pick(self.theta_adam), self.history.member(k), pick(self.diverged_step),
-                           self.compile_s, self.adam_s, self.refine_s)
+                           pick(self.log_rates_refined), pick(self.theta), pick(self.theta_adam),
+                           self.history.member(k), pick(self.diverged_step), self.compile_s, self.adam_s,
+                           self.refine_s, self.outer_s)
 
 
 STALL_RTOL = 1e-7  # a refinement block that lowers the objective by less than this has stalled
@@ -386,22 +396,25 @@ class _Monitor:
         self.cfg, self.seeds, self.progress, self.raise_on_divergence = cfg, seeds, progress, raise_on_divergence
         self.records: list[Record] = []
         self.phases: list[np.ndarray] = []
+        self.steps: list[np.ndarray] = []
         self.diverged_step = np.full(len(seeds), -1)
         self.done = 0
 
     def add(self, rec: Record, phase: str) -> bool:
-        """Take a chunk's records (K, n) of ``phase`` (pretrain, adam or refine; pre-training is
-        checked for divergence but not kept in the history); return True once every member has
-        diverged."""
+        """Take a chunk's records (K, n) of ``phase`` (pretrain, adam, refine or outer; pre-training
+        is checked for divergence but not kept in the history); return True once every member has
+        diverged. A record stands for ``record_every`` steps, or one re-solve in the outer phase."""
         rec = Record(*(np.asarray(x) for x in rec))
         loss = rec.loss_data + rec.loss_phys
-        steps = self.done + self.cfg.record_every * np.arange(1, loss.shape[1] + 1)
+        every = self.cfg.resolve_steps if phase == "outer" else self.cfg.record_every
+        steps = self.done + every * np.arange(1, loss.shape[1] + 1)
         bad = ~np.isfinite(loss)
         for k in np.where(bad.any(axis=1) & (self.diverged_step < 0))[0]:
             self.diverged_step[k] = steps[np.argmax(bad[k])]
         if phase != "pretrain":
             self.records.append(rec)
-            self.phases.append(np.full(loss.shape[1], 0 if phase == "adam" else 1))
+            self.phases.append(np.full(loss.shape[1], PHASES.index(phase)))
+            self.steps.append(steps)
         self.done = int(steps[-1])
         if self.progress:
             self.progress(phase, self.done, self.cfg.total_steps)
@@ -415,9 +428,7 @@ class _Monitor:
 
     def history(self) -> History:
         records = Record(*(np.concatenate(xs, axis=1) for xs in zip(*self.records)))
-        n = records.loss_data.shape[1]
-        first = self.cfg.pretrain_steps  # history steps count from the end of pre-training
-        return History(first + self.cfg.record_every * np.arange(1, n + 1), np.concatenate(self.phases), records)
+        return History(np.concatenate(self.steps), np.concatenate(self.phases), records)
 
 
 def train(problem: Problem, cfg: TrainConfig, seeds, *, progress: ProgressFn | None = None,
@@ -434,10 +445,52 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, progress: ProgressFn | N
     seeds = [int(s) for s in seeds]
     if problem.batched and len(seeds) != problem.arrays.y.shape[0]:
         raise ValueError(f"{len(seeds)} seeds for a batch of {problem.arrays.y.shape[0]} data sets")
+    monitor = _Monitor(cfg, seeds, progress, raise_on_divergence)
     with precision_scope(cfg):
         arrays = jax.tree.map(lambda x: jnp.asarray(x, PRECISIONS[cfg.precision]), problem.arrays)
-        return _train(problem.spec, arrays, problem.batched, cfg, seeds, _Monitor(cfg, seeds, progress,
-                                                                                  raise_on_divergence))
+        result = _train(problem.spec, arrays, problem.batched, cfg, seeds, monitor)
+    if cfg.outer_steps and not result.diverged.all():
+        result = _outer_phase(problem, cfg, result, monitor)
+    return result
+
+
+@functools.lru_cache(maxsize=64)
+def _outer_program(spec: ProblemSpec, network: NetworkConfig, outer_steps: int, resolve_steps: int,
+                   batched: bool) -> Callable:
+    """``(OuterState with a member axis, arrays) -> (states, OuterRecord (K, outer_steps))``; members
+    one after another (each step's Jacobians are large, and members stop at different steps)."""
+    solver = reduced.OuterSolver(spec, make_network(spec.model, network), resolve_steps)
+
+    def run(state, a):
+        return jax.lax.scan(lambda s, _: solver.outer_step(s, a), state, None, length=outer_steps)
+
+    if batched:
+        return jax.jit(lambda states, a: jax.lax.map(lambda sa: run(*sa), (states, a)))
+    return jax.jit(lambda states, a: jax.lax.map(lambda st: run(st, a), states))
+
+
+def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monitor: _Monitor) -> TrainResult:
+    """The outer phase (``reduced.py``) on every member that has not diverged, in float64."""
+    t0 = time.perf_counter()
+    with jax.enable_x64(True):
+        f64 = lambda x: jnp.asarray(x, jnp.float64)
+        arrays = jax.tree.map(f64, problem.arrays)
+        phi = tuple(f64(np.nan_to_num(x)) for x in (result.log_rates, result.log_rho, result.log_u0))
+        states = reduced.OuterState(f64(result.theta), phi, jnp.zeros((len(result.theta), sum(x.shape[1] for x in phi))),
+                                    jnp.asarray(result.diverged))
+        program = _outer_program(problem.spec, cfg.network, cfg.outer_steps, cfg.resolve_steps, problem.batched)
+        states, rec = jax.block_until_ready(program(states, arrays))
+        nan = np.full(np.shape(rec.loss_data), np.nan)
+        monitor.add(Record(rec.loss_data, rec.loss_phys, nan, nan, nan, nan, nan, nan, rec.log_rates), "outer")
+        log_rates = np.array(states.phi[0], dtype=float)
+        log_rho, log_u0 = (np.array(x, dtype=float) for x in states.phi[1:])
+        theta = np.asarray(states.theta, dtype=result.theta.dtype)
+    diverged = result.diverged
+    for x in (log_rates, log_rho, log_u0):
+        x[diverged] = np.nan
+    return TrainResult(log_rates, log_rho, log_u0, result.log_rates_adam, result.log_rates, theta, result.theta_adam,
+                       monitor.history(), result.diverged_step, result.compile_s, result.adam_s, result.refine_s,
+                       time.perf_counter() - t0)
 
 
 def precision_scope(cfg: TrainConfig):
@@ -501,9 +554,10 @@ def _train(spec: ProblemSpec, arrays: ProblemArrays, batched: bool, cfg: TrainCo
     estimates = [np.array(x, dtype=float) for x in (log_rates, log_rho, log_u0)]
     for x in (*estimates, log_rates_adam):
         x[monitor.diverged_step >= 0] = np.nan
-    return TrainResult(*estimates, log_rates_adam=log_rates_adam, theta=np.asarray(theta), theta_adam=theta_adam,
-                       history=monitor.history(), diverged_step=monitor.diverged_step, compile_s=compile_s,
-                       adam_s=adam_s, refine_s=refine_s)
+    return TrainResult(*estimates, log_rates_adam=log_rates_adam, log_rates_refined=estimates[0].copy(),
+                       theta=np.asarray(theta), theta_adam=theta_adam, history=monitor.history(),
+                       diverged_step=monitor.diverged_step, compile_s=compile_s, adam_s=adam_s, refine_s=refine_s,
+                       outer_s=0.0)
 
 
 def network_states(model, cfg: TrainConfig, theta: np.ndarray, tau: np.ndarray, u0: np.ndarray) -> np.ndarray:
