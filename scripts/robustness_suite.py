@@ -123,10 +123,11 @@ def main():
     args = parser.parse_args()
     cfg = TrainConfig()
     if args.quick:
-        cfg = replace(cfg, pretrain_steps=250, adam_steps=750, refine_steps=3200)
+        cfg = replace(cfg, pretrain_steps=250, adam_steps=500, refine_steps=400, outer_steps=3)
     cases = [c for c in synthetic_cases() + shared_cases() if args.only in c.name][args.skip:]
     print(f"{len(cases)} cases; PINN {cfg.precision}, {cfg.pretrain_steps}+{cfg.adam_steps} Adam + "
-          f"{cfg.refine_steps} L-BFGS steps, one network; pass = R0, peak day and size within "
+          f"{cfg.refine_steps} L-BFGS steps + {cfg.outer_steps} outer steps of {cfg.resolve_steps}, one network; "
+          f"pass = R0, peak day and size within "
           f"{TOLERANCE:.0%} of least squares", flush=True)
     print(f"{'case':75s} {'PINN R0':>9s} {'LSQ R0':>9s} {'R0 %':>7s} {'day %':>7s} {'size %':>7s} "
           f"{'misfit':>8s} {'status':>13s} {'s':>5s}", flush=True)

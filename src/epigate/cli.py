@@ -256,10 +256,12 @@ def fit(
     model: Optional[str] = typer.Option(None, help="sir, seir or seird (default seir, or the dataset's own)."),
     method: str = typer.Option("cggs", help="Balancing method of the first-order phase."),
     pretrain_steps: int = typer.Option(None, help="Physics-only Adam steps before the data (default 1000)."),
-    steps: int = typer.Option(None, help="First-order (Adam) steps, the balancing method's phase (default 3000)."),
-    refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations in all (default 12000)."),
+    steps: int = typer.Option(None, help="First-order (Adam) steps, the balancing method's phase (default 2000)."),
+    refine_steps: int = typer.Option(None, help="L-BFGS refinement iterations in all (default 1600)."),
     refine_rounds: int = typer.Option(None, help="Augmented-Lagrangian rounds the refinement is split into "
                                                  "(default 8)."),
+    outer_steps: int = typer.Option(None, help="Outer Gauss-Newton steps on the estimates, the network re-solving "
+                                               "the ODE at each (default 10; 0 skips them: see docs/method.md)."),
     lr: float = typer.Option(None, help="Adam's initial learning rate (default 2e-3)."),
     lam_ref: float = typer.Option(None, help="Reference physics weight (default 0.01; see docs/method.md)."),
     precision: str = typer.Option("float64", help="float64 (the default) or float32 (not faster with this recipe: see docs/method.md)."),
@@ -307,7 +309,7 @@ def fit(
         _fail("give exactly one of: a CSV file, --dataset NAME, or --demo")
     try:
         given = {"pretrain_steps": pretrain_steps, "adam_steps": steps, "refine_steps": refine_steps,
-                 "refine_rounds": refine_rounds, "learning_rate": lr, "lam_ref": lam_ref}
+                 "refine_rounds": refine_rounds, "outer_steps": outer_steps, "learning_rate": lr, "lam_ref": lam_ref}
         cfg = TrainConfig(method=method, precision=precision, **{k: v for k, v in given.items() if v is not None})
         model_ = _choose_model(model, dataset)
         known_initial, estimate_initial = _split_initial(initial)

@@ -196,6 +196,18 @@ def start_compartments(model: CompartmentalModel) -> tuple[str, ...]:
     return model.states[1:model.state_index(model.infectious) + 1]
 
 
+def _ode_losses(model: CompartmentalModel, obs: Observations, assumptions: Assumptions, objective: OdeObjective,
+                log_rates: np.ndarray, log_rho: np.ndarray, log_u0: np.ndarray) -> np.ndarray:
+    """(K,) data loss of the exact ODE solution with each member's estimates (NaN where not finite)."""
+    rates, rho = np.exp(log_rates), np.exp(log_rho)
+    u0s = member_initial_states(model, obs, log_u0, assumptions.estimate_initial)
+    out = np.full(len(rates), np.nan)
+    for k, p in enumerate(rates):
+        if np.all(np.isfinite(p)) and np.all(np.isfinite(u0s[k])):
+            out[k] = objective.loss_of(p, rho[k], u0s[k])
+    return out
+
+
 def _polish(model: CompartmentalModel, obs: Observations, assumptions: Assumptions, rates: np.ndarray) -> ClassicalFit:
     """Least squares started from the members' median rates (K, p)."""
     start = {n: float(v) for n, v in zip(model.params, np.nanmedian(rates, axis=0)) if n not in assumptions.fixed}
@@ -205,15 +217,23 @@ def _polish(model: CompartmentalModel, obs: Observations, assumptions: Assumptio
 def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, assumptions: Assumptions,
               seeds: list[int], result: TrainResult, classical: ClassicalFit | None, polish: bool,
               t_start: float) -> FitResult:
-    """The classical reference, the ODE checks of every member, and the networks on a fine grid."""
-    rates, rho = np.exp(result.log_rates), np.exp(result.log_rho)
-    u0s = member_initial_states(model, obs, result.log_u0, assumptions.estimate_initial)
+    """The classical reference, the ODE checks of every member, and the networks on a fine grid.
+
+    Where the outer phase ran, each member reports its outer point unless the ODE with the
+    refinement's estimates explains the data better (the outer phase is a local method: from far
+    off, e.g. the gamma -> 0 basin of long horizons, it can wander; the choice is by the same misfit
+    the convergence check uses)."""
     classical = classical or classical_fit(model, obs, assumptions)
     objective = OdeObjective(model, obs, assumptions)
-    ode_loss = np.full(len(seeds), np.nan)
-    for k, p in enumerate(rates):
-        if np.all(np.isfinite(p)) and np.all(np.isfinite(u0s[k])):
-            ode_loss[k] = objective.loss_of(p, rho[k], u0s[k])
+    ode_loss = _ode_losses(model, obs, assumptions, objective, result.log_rates, result.log_rho, result.log_u0)
+    if cfg.outer_steps:
+        refined = result.refined
+        before = _ode_losses(model, obs, assumptions, objective, refined.log_rates, refined.log_rho, refined.log_u0)
+        worse = np.isfinite(before) & ~(ode_loss <= before)
+        result = result.keep_refined(worse)
+        ode_loss = np.where(worse, before, ode_loss)
+    rates, rho = np.exp(result.log_rates), np.exp(result.log_rho)
+    u0s = member_initial_states(model, obs, result.log_u0, assumptions.estimate_initial)
     polished = _polish(model, obs, assumptions, rates) if polish else None
     t_grid = np.linspace(0.0, obs.horizon, GRID_POINTS)
     states = network_states(model, cfg, result.theta, t_grid / obs.horizon, np.nan_to_num(u0s))

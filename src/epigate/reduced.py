@@ -19,7 +19,10 @@ variables and the network only solves the ODE at fixed z. One outer step:
 3. Re-solve: L-BFGS on the physics alone at the new z, from the current weights.
 
 Stops (for a member) once no coordinate moves by more than ``STEP_TOL``, or a step produces a
-non-finite value (the last good point is kept). Runs in float64 whatever the training precision:
+non-finite value (the last good point is kept); then a longer re-solve (``POLISH`` times the
+re-solve) at the final estimates, so that the network handed back solves the ODE there. The
+re-solves lag along the valley, so no loss of the network tells reliably whether the phase
+improved on its start: ``fit`` compares the two by the ODE's misfit (``FitResult``). Runs in float64 whatever the training precision:
 ``J_theta J_theta^T`` is too ill-conditioned for float32.
 """
 
@@ -40,6 +43,7 @@ MAX_LOG_STEP = 0.2  # no estimate changes by more than about 20 % in one outer s
 MAX_CONTRACTION = 0.8  # the stretch 1 / (1 - rho) of a step is at most 5
 STEP_TOL = 1e-4  # a member stops once its largest log step is below this
 DAMPING = 1e-3  # Levenberg-Marquardt damping of the outer Newton step, relative to the diagonal
+POLISH = 3  # the final re-solve is this many re-solves long
 KERNEL_RIDGE = 1e-10  # regularisation of J_theta J_theta^T, relative to its mean diagonal
 
 
@@ -156,13 +160,19 @@ class OuterSolver:
             ok = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(ravel_pytree(phi)[0]))
             ok = ok & jnp.all(jnp.isfinite(dz))
             small = jnp.max(jnp.abs(dz)) < STEP_TOL
-            new = OuterState(theta, phi, dz, ~ok | small)
+            new = s._replace(theta=theta, phi=phi, previous=dz, done=~ok | small)
             return jax.tree.map(lambda u, v: jnp.where(ok, u, v), new, s._replace(done=jnp.ones((), bool)))
 
         s = jax.lax.cond(s.done, lambda s: s, move, s)
         data, phys = self.losses(s.theta, s.phi, a)
         return s, OuterRecord(data, phys, effective_phi(self.spec, a, s.phi)[0])
 
+    def polish(self, theta, phi, a: ProblemArrays):
+        """The final re-solve: ``POLISH`` re-solves in a row at the final estimates."""
+        return jax.lax.fori_loop(0, POLISH, lambda _, th: self.resolve(th, phi, a), theta)
+
     def init(self, theta, phi) -> OuterState:
+        """A diverged member (non-finite weights or estimates) starts, and stays, done."""
         flat = ravel_pytree(phi)[0]
-        return OuterState(theta, phi, jnp.zeros_like(flat), jnp.zeros((), bool))
+        finite = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(flat))
+        return OuterState(theta, phi, jnp.zeros_like(flat), ~finite)

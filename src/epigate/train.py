@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, NamedTuple
 
 import jax
@@ -82,6 +82,15 @@ class History:
         return np.exp(self.records.log_rates)
 
 
+class Estimates(NamedTuple):
+    """The estimates and weights of K members at one point of training (leading axis K)."""
+
+    log_rates: np.ndarray  # (K, p)
+    log_rho: np.ndarray  # (K, k)
+    log_u0: np.ndarray  # (K, s)
+    theta: np.ndarray  # (K, P)
+
+
 @dataclass
 class TrainResult:
     """Output of :func:`train` for K networks (leading axis K everywhere).
@@ -91,7 +100,9 @@ class TrainResult:
         log_rho: (K, k) final log reporting fractions.
         log_u0: (K, s) final log initial fractions (known values where not estimated; S unused).
         log_rates_adam: (K, p) log rates at the end of the first-order phase.
-        log_rates_refined: (K, p) log rates at the end of the refinement (before the outer phase).
+        refined: the estimates and weights at the end of the refinement, before the outer phase.
+        outer_kept: (K,) False where the outer phase's point was given up for the refinement's
+            (:meth:`keep_refined`); True where there was no outer phase.
         theta: (K, P) final network weights; theta_adam: (K, P) at the end of the first phase.
         history: the training records.
         diverged_step: (K,) first recorded step with a non-finite loss, -1 if none.
@@ -102,7 +113,8 @@ class TrainResult:
     log_rho: np.ndarray
     log_u0: np.ndarray
     log_rates_adam: np.ndarray
-    log_rates_refined: np.ndarray
+    refined: Estimates
+    outer_kept: np.ndarray
     theta: np.ndarray
     theta_adam: np.ndarray
     history: History
@@ -124,9 +136,17 @@ class TrainResult:
         """Member k alone (leading axis 1); timings stay those of the whole batch."""
         pick = lambda x: x[k:k + 1]
         return TrainResult(pick(self.log_rates), pick(self.log_rho), pick(self.log_u0), pick(self.log_rates_adam),
-                           pick(self.log_rates_refined), pick(self.theta), pick(self.theta_adam),
-                           self.history.member(k), pick(self.diverged_step), self.compile_s, self.adam_s,
-                           self.refine_s, self.outer_s)
+                           Estimates(*map(pick, self.refined)), pick(self.outer_kept), pick(self.theta),
+                           pick(self.theta_adam), self.history.member(k), pick(self.diverged_step), self.compile_s,
+                           self.adam_s, self.refine_s, self.outer_s)
+
+    def keep_refined(self, members: np.ndarray) -> "TrainResult":
+        """This result with the refinement's estimates and weights for ``members`` ((K,) bool)."""
+        pick = lambda final, refined: np.where(members.reshape((-1,) + (1,) * (final.ndim - 1)), refined, final)
+        final = Estimates(self.log_rates, self.log_rho, self.log_u0, self.theta)
+        chosen = Estimates(*(pick(f, r) for f, r in zip(final, self.refined)))
+        return replace(self, log_rates=chosen.log_rates, log_rho=chosen.log_rho, log_u0=chosen.log_u0,
+                       theta=chosen.theta, outer_kept=self.outer_kept & ~members)
 
 
 STALL_RTOL = 1e-7  # a refinement block that lowers the objective by less than this has stalled
@@ -457,16 +477,18 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, progress: ProgressFn | N
 @functools.lru_cache(maxsize=64)
 def _outer_program(spec: ProblemSpec, network: NetworkConfig, outer_steps: int, resolve_steps: int,
                    batched: bool) -> Callable:
-    """``(OuterState with a member axis, arrays) -> (states, OuterRecord (K, outer_steps))``; members
-    one after another (each step's Jacobians are large, and members stop at different steps)."""
+    """``(theta (K, P), phi, arrays) -> ((theta, phi) at the end, OuterRecord (K, outer_steps))``;
+    members one after another (each step's Jacobians are large, and members stop at different steps)."""
     solver = reduced.OuterSolver(spec, make_network(spec.model, network), resolve_steps)
 
-    def run(state, a):
-        return jax.lax.scan(lambda s, _: solver.outer_step(s, a), state, None, length=outer_steps)
+    def run(theta, phi, a):
+        state = solver.init(theta, phi)
+        state, records = jax.lax.scan(lambda s, _: solver.outer_step(s, a), state, None, length=outer_steps)
+        return (solver.polish(state.theta, state.phi, a), state.phi), records
 
     if batched:
-        return jax.jit(lambda states, a: jax.lax.map(lambda sa: run(*sa), (states, a)))
-    return jax.jit(lambda states, a: jax.lax.map(lambda st: run(st, a), states))
+        return jax.jit(lambda theta, phi, a: jax.lax.map(lambda x: run(*x), (theta, phi, a)))
+    return jax.jit(lambda theta, phi, a: jax.lax.map(lambda x: run(*x, a), (theta, phi)))
 
 
 def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monitor: _Monitor) -> TrainResult:
@@ -475,22 +497,19 @@ def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monito
     with jax.enable_x64(True):
         f64 = lambda x: jnp.asarray(x, jnp.float64)
         arrays = jax.tree.map(f64, problem.arrays)
-        phi = tuple(f64(np.nan_to_num(x)) for x in (result.log_rates, result.log_rho, result.log_u0))
-        states = reduced.OuterState(f64(result.theta), phi, jnp.zeros((len(result.theta), sum(x.shape[1] for x in phi))),
-                                    jnp.asarray(result.diverged))
+        # a diverged member's NaNs start (and stay at) an infinite merit: it is skipped
+        phi = tuple(f64(x) for x in (result.log_rates, result.log_rho, result.log_u0))
         program = _outer_program(problem.spec, cfg.network, cfg.outer_steps, cfg.resolve_steps, problem.batched)
-        states, rec = jax.block_until_ready(program(states, arrays))
+        (theta, phi), rec = jax.block_until_ready(program(f64(result.theta), phi, arrays))
         nan = np.full(np.shape(rec.loss_data), np.nan)
         monitor.add(Record(rec.loss_data, rec.loss_phys, nan, nan, nan, nan, nan, nan, rec.log_rates), "outer")
-        log_rates = np.array(states.phi[0], dtype=float)
-        log_rho, log_u0 = (np.array(x, dtype=float) for x in states.phi[1:])
-        theta = np.asarray(states.theta, dtype=result.theta.dtype)
+        log_rates, log_rho, log_u0 = (np.array(x, dtype=float) for x in phi)
+        theta = np.asarray(theta, dtype=result.theta.dtype)
     diverged = result.diverged
     for x in (log_rates, log_rho, log_u0):
         x[diverged] = np.nan
-    return TrainResult(log_rates, log_rho, log_u0, result.log_rates_adam, result.log_rates, theta, result.theta_adam,
-                       monitor.history(), result.diverged_step, result.compile_s, result.adam_s, result.refine_s,
-                       time.perf_counter() - t0)
+    return replace(result, log_rates=log_rates, log_rho=log_rho, log_u0=log_u0, theta=theta,
+                   history=monitor.history(), outer_s=time.perf_counter() - t0)
 
 
 def precision_scope(cfg: TrainConfig):
@@ -554,8 +573,10 @@ def _train(spec: ProblemSpec, arrays: ProblemArrays, batched: bool, cfg: TrainCo
     estimates = [np.array(x, dtype=float) for x in (log_rates, log_rho, log_u0)]
     for x in (*estimates, log_rates_adam):
         x[monitor.diverged_step >= 0] = np.nan
-    return TrainResult(*estimates, log_rates_adam=log_rates_adam, log_rates_refined=estimates[0].copy(),
-                       theta=np.asarray(theta), theta_adam=theta_adam, history=monitor.history(),
+    theta = np.asarray(theta)
+    return TrainResult(*estimates, log_rates_adam=log_rates_adam, refined=Estimates(*estimates, theta),
+                       outer_kept=np.ones(len(seeds), bool), theta=theta, theta_adam=theta_adam,
+                       history=monitor.history(),
                        diverged_step=monitor.diverged_step, compile_s=compile_s, adam_s=adam_s, refine_s=refine_s,
                        outer_s=0.0)
 

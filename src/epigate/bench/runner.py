@@ -88,7 +88,8 @@ def train_config(preset: Preset, method: str, weight: float | None = None) -> Tr
     name = "fixed" if method == "fixed_best" else method
     return TrainConfig(method=name, pretrain_steps=preset.pretrain_steps, adam_steps=preset.adam_steps,
                        refine_steps=preset.refine_steps, refine_rounds=preset.refine_rounds,
-                       record_every=preset.record_every, fixed_weight=weight, precision=preset.precision,
+                       record_every=preset.record_every, outer_steps=preset.outer_steps, fixed_weight=weight,
+                       precision=preset.precision,
                        network=NetworkConfig(width=preset.width, n_colloc=preset.n_colloc))
 
 
