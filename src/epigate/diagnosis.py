@@ -104,6 +104,11 @@ def diagnose(result: FitResult) -> Verdict:
         lowest = float(np.nanmin(people[..., j])) if people.size else 0.0
         if lowest < -NEGATIVE_PEOPLE:
             reasons.append(f"the network's {state} falls to {lowest:.3g} people")
+    given_up = ~result.train.outer_kept & ok
+    if given_up.any():
+        warnings.append(f"the outer phase did not improve the fit of {int(given_up.sum())} of {int(ok.sum())} "
+                        f"network(s): the refinement's estimates are reported for them (docs/method.md, "
+                        f"\"The outer phase\")")
     status = "not_converged" if reasons else "ok"
     return Verdict(status, tuple(reasons), tuple(warnings + classical_bound_warnings(result.classical, result)))
 

@@ -595,6 +595,15 @@ def network_states(model, cfg: TrainConfig, theta: np.ndarray, tau: np.ndarray, 
         return np.array(states(jnp.asarray(theta, dtype), jnp.asarray(tau, dtype), jnp.asarray(u0, dtype)))
 
 
+def clear_compiled() -> None:
+    """Forget every compiled program (this module's and JAX's). A long process that fits many
+    problem shapes (the robustness suite) otherwise accumulates compiled code until LLVM runs out
+    of memory for it."""
+    for cached in (_shared_programs, _first_order_programs, _outer_program, _states_program):
+        cached.cache_clear()
+    jax.clear_caches()
+
+
 @functools.lru_cache(maxsize=64)
 def _states_program(model, network: NetworkConfig) -> Callable:
     """One compiled program per network shape (a new jit object per call would compile every time)."""
