@@ -65,8 +65,7 @@ class Record(NamedTuple):
 
 @dataclass(frozen=True)
 class History:
-    """Training records of K members: ``step`` and ``phase`` (R,) (0 = Adam, 1 = refinement, 2 = outer
-    phase); every
+    """Training records of K members: ``step`` and ``phase`` (R,) (an index into ``PHASES``); every
     :class:`Record` field with shape (K, R) ((K, R, p) for ``log_rates``)."""
 
     step: np.ndarray
@@ -497,7 +496,7 @@ def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monito
     with jax.enable_x64(True):
         f64 = lambda x: jnp.asarray(x, jnp.float64)
         arrays = jax.tree.map(f64, problem.arrays)
-        # a diverged member's NaNs start (and stay at) an infinite merit: it is skipped
+        # a diverged member's NaNs make it start done (reduced.OuterSolver.init): it is skipped
         phi = tuple(f64(x) for x in (result.log_rates, result.log_rho, result.log_u0))
         program = _outer_program(problem.spec, cfg.network, cfg.outer_steps, cfg.resolve_steps, problem.batched)
         (theta, phi), rec = jax.block_until_ready(program(f64(result.theta), phi, arrays))
