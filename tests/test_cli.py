@@ -91,6 +91,7 @@ def test_forecast_csv_extends_every_series_past_the_data(demo_out):
     (["--bootstrap", "4", "--seeds", "2"], "cannot be combined"),
     (["--forecast", "-3"], "--forecast DAYS must be"),
     (["--level", "1.5"], "--level must be in (0, 1)"),
+    (["--outer-steps", "-1"], "--outer-steps must be >= 0"),
 ])
 def test_bad_options_give_a_clear_error_and_write_nothing(tmp_path, args, message):
     out = tmp_path / "out"

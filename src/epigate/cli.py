@@ -293,6 +293,8 @@ def fit(
 
     if seeds < 1:
         _fail(f"--seeds must be >= 1, got {seeds}")
+    if outer_steps is not None and outer_steps < 0:
+        _fail(f"--outer-steps must be >= 0 (0 skips the outer phase), got {outer_steps}")
     if bootstrap is not None and bootstrap < 2:
         _fail(f"--bootstrap K needs K >= 2 (one network on the data, K-1 on resampled data), got {bootstrap}")
     if bootstrap is not None and seeds > 1:
