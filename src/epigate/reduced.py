@@ -14,9 +14,12 @@ variables and the network only solves the ODE at fixed z. One outer step:
 2. A Newton step of the data misfit (the likelihood's own, per-point second derivative: Gauss-Newton
    for the squared error) on that linear model gives dz. The re-solve lags along the valley, so
    successive steps shrink geometrically; each step is stretched by 1 / (1 - rho), rho the
-   projection of this step on the previous one (at most ``MAX_CONTRACTION``), and capped at
-   ``MAX_LOG_STEP`` in every coordinate.
+   projection of this step on the previous one (at most ``MAX_CONTRACTION``), and capped in every
+   coordinate (``MAX_LOG_STEP`` at most).
 3. Re-solve: L-BFGS on the physics alone at the new z, from the current weights.
+4. Trust: if the residual left after the re-solve grew by more than ``RESIDUAL_GROWTH``, the network
+   is falling behind the steps, and the Newton steps it computes next cannot be trusted as far: the
+   cap is halved and the next step is not stretched. Otherwise the cap doubles (up to its maximum).
 
 Stops (for a member) once no coordinate moves by more than ``STEP_TOL``, or a step produces a
 non-finite value (the last good point is kept); then a longer re-solve (``POLISH`` times the
@@ -44,6 +47,7 @@ MAX_CONTRACTION = 0.8  # the stretch 1 / (1 - rho) of a step is at most 5
 STEP_TOL = 1e-4  # a member stops once its largest log step is below this
 DAMPING = 1e-3  # Levenberg-Marquardt damping of the outer Newton step, relative to the diagonal
 POLISH = 3  # the final re-solve is this many re-solves long
+RESIDUAL_GROWTH = 1.5  # a re-solve that leaves more than this times the previous residual halves the cap
 KERNEL_RIDGE = 1e-10  # regularisation of J_theta J_theta^T, relative to its mean diagonal
 
 
@@ -52,7 +56,9 @@ class OuterState(NamedTuple):
 
     theta: jax.Array  # (P,) network weights
     phi: tuple  # (log rates, log rho, log u0), as in training
-    previous: jax.Array  # (z,) the previous log step (for the stretch)
+    previous: jax.Array  # (z,) the previous log step (for the stretch; zero: no stretch)
+    cap: jax.Array  # () the largest log step allowed now
+    residual: jax.Array  # () mean squared physics residual after the last re-solve
     done: jax.Array  # () bool: converged or stopped
 
 
@@ -161,12 +167,16 @@ class OuterSolver:
             dz = self.newton_step(s.theta, s.phi, a)
             overlap = jnp.dot(dz, s.previous) / jnp.maximum(jnp.dot(s.previous, s.previous), 1e-300)
             stretched = dz / (1.0 - jnp.clip(overlap, 0.0, MAX_CONTRACTION))
-            phi = unravel(flat + jnp.clip(stretched, -MAX_LOG_STEP, MAX_LOG_STEP))
+            phi = unravel(flat + jnp.clip(stretched, -s.cap, s.cap))
             theta = self.resolve(s.theta, phi, a)
+            residual = self.losses(theta, phi, a)[1]
             ok = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(ravel_pytree(phi)[0]))
-            ok = ok & jnp.all(jnp.isfinite(dz))
+            ok = ok & jnp.all(jnp.isfinite(dz)) & jnp.isfinite(residual)
             small = jnp.max(jnp.abs(dz)) < STEP_TOL
-            new = s._replace(theta=theta, phi=phi, previous=dz, done=~ok | small)
+            behind = residual > RESIDUAL_GROWTH * s.residual
+            cap = jnp.where(behind, 0.5 * s.cap, jnp.minimum(2.0 * s.cap, MAX_LOG_STEP))
+            new = s._replace(theta=theta, phi=phi, previous=jnp.where(behind, 0.0, dz), cap=cap,
+                             residual=residual, done=~ok | small)
             return jax.tree.map(lambda u, v: jnp.where(ok, u, v), new, s._replace(done=jnp.ones((), bool)))
 
         s = jax.lax.cond(s.done, lambda s: s, move, s)
@@ -177,8 +187,9 @@ class OuterSolver:
         """The final re-solve: ``POLISH`` re-solves in a row at the final estimates."""
         return jax.lax.fori_loop(0, POLISH, lambda _, th: self.resolve(th, phi, a), theta)
 
-    def init(self, theta, phi) -> OuterState:
+    def init(self, theta, phi, a: ProblemArrays) -> OuterState:
         """A diverged member (non-finite weights or estimates) starts, and stays, done."""
         flat = ravel_pytree(phi)[0]
-        finite = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(flat))
-        return OuterState(theta, phi, jnp.zeros_like(flat), ~finite)
+        residual = self.losses(theta, phi, a)[1]
+        finite = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(flat)) & jnp.isfinite(residual)
+        return OuterState(theta, phi, jnp.zeros_like(flat), jnp.asarray(MAX_LOG_STEP, flat.dtype), residual, ~finite)

@@ -481,7 +481,7 @@ def _outer_program(spec: ProblemSpec, network: NetworkConfig, outer_steps: int, 
     solver = reduced.OuterSolver(spec, make_network(spec.model, network), resolve_steps)
 
     def run(theta, phi, a):
-        state = solver.init(theta, phi)
+        state = solver.init(theta, phi, a)
         state, records = jax.lax.scan(lambda s, _: solver.outer_step(s, a), state, None, length=outer_steps)
         return (solver.polish(state.theta, state.phi, a), state.phi), records
 
