@@ -180,8 +180,9 @@ class OuterSolver:
             return jax.tree.map(lambda u, v: jnp.where(ok, u, v), new, s._replace(done=jnp.ones((), bool)))
 
         s = jax.lax.cond(s.done, lambda s: s, move, s)
-        data, phys = self.losses(s.theta, s.phi, a)
-        return s, OuterRecord(data, phys, effective_phi(self.spec, a, s.phi)[0])
+        log_rates, log_rho, u0 = self._inputs(s.phi, a)  # s.residual is already that of (s.theta, s.phi)
+        data = self._misfit(self.predictions(s.theta, log_rho, u0, a).reshape(-1), a)
+        return s, OuterRecord(data, s.residual, log_rates)
 
     def polish(self, theta, phi, a: ProblemArrays):
         """The final re-solve: ``POLISH`` re-solves in a row at the final estimates."""
