@@ -7,7 +7,8 @@ For each scenario, N data sets are drawn (noise seeds 0..N-1). On each:
   interval of the replicates. ``--fitter lsq`` refits each replicate by least squares: the same
   resampling and percentile rule as ``epigate fit --bootstrap K``, at a cost that allows hundreds
   of data sets on a laptop. ``--fitter pinn`` trains the PINN on the replicates (one vmapped run
-  per data set, the recipe of ``--preset``), as the CLI does; it costs minutes per data set.
+  per data set, the recipe of ``--preset``; ``--preset default`` is ``epigate fit``'s own recipe,
+  outer phase included), as the CLI does; it costs minutes per data set.
 
 It prints how often each interval contains the truth, with a binomial 95 % interval of that
 fraction, and writes one row per data set to ``--out`` (CSV) so that a run can be resumed.
@@ -66,11 +67,12 @@ def lsq_bootstrap(model, obs, fit, assumptions, replicates: int, seed: int, leve
 def pinn_bootstrap(model, obs, assumptions, replicates: int, seed: int, preset: str, level: float) -> dict:
     """Percentile intervals of the PINN's bootstrap (as ``epigate fit --bootstrap K``)."""
     from epigate.bench.grid import PRESETS
+    from epigate.config import TrainConfig
     from epigate.fit import fit
     from epigate.summary import summarise
 
-    result = fit(obs, model, PRESETS[preset].train_config("cggs"), [seed], assumptions, bootstrap=replicates,
-                 level=level)
+    cfg = TrainConfig() if preset == "default" else PRESETS[preset].train_config("cggs")
+    result = fit(obs, model, cfg, [seed], assumptions, bootstrap=replicates, level=level)
     summary = summarise(result)
     return {n: summary.quantity(n).interval for n in NAMES}
 
@@ -89,7 +91,8 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=16, help="bootstrap replicates K per data set")
     parser.add_argument("--level", type=float, default=0.9, help="nominal coverage of every interval")
     parser.add_argument("--fitter", choices=("lsq", "pinn"), default="lsq", help="who refits the replicates")
-    parser.add_argument("--preset", default="quick", help="with --fitter pinn: the bench preset's recipe")
+    parser.add_argument("--preset", default="quick", help="with --fitter pinn: a bench preset's recipe, or "
+                        "'default' for epigate fit's own (with the outer phase)")
     parser.add_argument("--out", type=Path, required=True, help="CSV of per-data-set rows (resumable)")
     args = parser.parse_args()
     spec = dict(SCENARIOS[args.scenario])
