@@ -11,7 +11,8 @@ For each scenario, N data sets are drawn (noise seeds 0..N-1). On each:
   outer phase included), as the CLI does; it costs minutes per data set.
 
 It prints how often each interval contains the truth, with a binomial 95 % interval of that
-fraction, and writes one row per data set to ``--out`` (CSV) so that a run can be resumed.
+fraction (a data set whose PINN fit ends ``not_converged`` is counted apart and left out: the
+product says its numbers are not an answer), and writes one row per data set to ``--out`` (CSV) so that a run can be resumed.
 
     python scripts/coverage.py --scenario demo --n 100 --out coverage_demo.csv
     python scripts/coverage.py --scenario sparse --n 100 --out coverage_sparse.csv
@@ -74,7 +75,7 @@ def pinn_bootstrap(model, obs, assumptions, replicates: int, seed: int, preset: 
     cfg = TrainConfig() if preset == "default" else PRESETS[preset].train_config("cggs")
     result = fit(obs, model, cfg, [seed], assumptions, bootstrap=replicates, level=level)
     summary = summarise(result)
-    return {n: summary.quantity(n).interval for n in NAMES}
+    return {n: summary.quantity(n).interval for n in NAMES}, summary.status
 
 
 def binomial_interval(hits: int, n: int) -> tuple[float, float]:
@@ -100,7 +101,7 @@ def main() -> None:
     truth = dict(spec["params"])
     truth["R0"] = float(model.r0([truth[n] for n in model.params]))
     assumptions = Assumptions(likelihood=LIKELIHOOD[args.scenario])
-    header = ["seed", "kind", "seconds"] + [f"{n}_{e}" for n in NAMES for e in ("lo", "hi", "covers")]
+    header = ["seed", "kind", "seconds", "status"] + [f"{n}_{e}" for n in NAMES for e in ("lo", "hi", "covers")]
     done = set()
     if args.out.exists():
         with args.out.open() as f:
@@ -116,13 +117,14 @@ def main() -> None:
                 continue
             t0 = time.perf_counter()
             fit = fit or classical_fit(model, obs, assumptions)
+            status = "ok"  # least squares' intervals have no convergence status of their own
             if kind == "profile":
                 ivs = profile_intervals(model, obs, fit, assumptions, level=args.level).intervals
             elif args.fitter == "lsq":
                 ivs = lsq_bootstrap(model, obs, fit, assumptions, args.replicates, 1000 + seed, args.level)
             else:
-                ivs = pinn_bootstrap(model, obs, assumptions, args.replicates, seed, args.preset, args.level)
-            row = [seed, kind, round(time.perf_counter() - t0, 2)]
+                ivs, status = pinn_bootstrap(model, obs, assumptions, args.replicates, seed, args.preset, args.level)
+            row = [seed, kind, round(time.perf_counter() - t0, 2), status]
             for n in NAMES:
                 iv = ivs.get(n)
                 row += [None, None, None] if iv is None else [iv.lo, iv.hi, int(iv.contains(truth[n]))]
@@ -134,12 +136,16 @@ def main() -> None:
     for kind in sorted({r["kind"] for r in rows}):
         sel = [r for r in rows if r["kind"] == kind]
         seconds = np.median([float(r["seconds"]) for r in sel])
+        failed = [r for r in sel if r.get("status", "ok") != "ok"]
+        sel = [r for r in sel if r.get("status", "ok") == "ok"]
         cells = []
         for n in NAMES:
             marks = [int(r[f"{n}_covers"]) for r in sel if r[f"{n}_covers"] not in ("", None)]
             lo, hi = binomial_interval(sum(marks), len(marks))
-            cells.append(f"{n} {100 * np.mean(marks):.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]")
-        print(f"  {kind:<14} {len(sel)} data sets, {seconds:.1f} s each (median): " + "; ".join(cells))
+            share = f"{100 * np.mean(marks):.0f} %" if marks else "-"
+            cells.append(f"{n} {share} [{100 * lo:.0f}, {100 * hi:.0f}] of {len(marks)}")
+        print(f"  {kind:<16} {len(sel) + len(failed)} data sets, {seconds:.1f} s each (median), "
+              f"{len(failed)} not converged (left out): " + "; ".join(cells))
 
 
 if __name__ == "__main__":
