@@ -12,7 +12,7 @@ from epigate.classical import OdeObjective, classical_fit
 from epigate.data import synthetic_outbreak
 from epigate.intervals import Interval, achieved_level, order_statistic_rank, percentile_interval, required_draws
 from epigate.models import SEIR, SIR
-from epigate.profile import _Statistic, profile_intervals
+from epigate.profile import _Statistic, profile_intervals, threshold
 
 positive = st.floats(min_value=1e-3, max_value=1e3)
 
@@ -68,13 +68,45 @@ def test_the_profile_crosses_its_threshold_at_the_interval_ends(beta_only):
     for end in (p.intervals["beta"].lo, p.intervals["beta"].hi):
         rates = dict(fit.rates, beta=end)
         stat = statistic.of_loss(objective.loss_of([rates[n] for n in SEIR.params], [1.0], fit.u0))
-        assert stat == pytest.approx(chi2.ppf(0.95, 1) * p.widening["beta"], rel=0.02), end
+        assert stat == pytest.approx(p.threshold * p.widening["beta"], rel=0.02), end
     iv = p.intervals["beta"]
     assert iv.lo < fit.rates["beta"] < iv.hi and iv.kind == "profile" and iv.identifiable
     assert p.intervals["R0"].lo == pytest.approx(iv.lo / 0.2, rel=1e-4)
     assert p.intervals["R0"].hi == pytest.approx(iv.hi / 0.2, rel=1e-4)
     assert p.dispersion >= 1.0 and p.not_identifiable() == []
     assert 1.0 <= p.widening["beta"] < 3.0 and p.widening["R0"] == pytest.approx(p.widening["beta"], rel=1e-3)
+
+
+@given(st.integers(1, 400), st.integers(1, 6), st.floats(0.5, 0.99), st.booleans(), st.floats(0.5, 20.0))
+def test_the_threshold_is_chi_square_once_the_noise_scale_is_known_and_above_it_while_estimated(
+        extra, n_free, level, squared, dispersion):
+    n = n_free + extra
+    plain = chi2.ppf(level, 1)
+    value = threshold(level, n, n_free, squared=squared, dispersion=dispersion)
+    if not squared and dispersion <= 1.0:  # the counts' scale is the likelihood's own: nothing estimated
+        assert value == pytest.approx(plain)
+        return
+    assert value > plain  # an estimated scale leaves the statistic more variable than chi-square(1)
+    more = threshold(level, n + 50, n_free, squared=squared, dispersion=dispersion)
+    assert plain < more < value  # and the excess shrinks with more observations ...
+    assert threshold(level, 10 ** 6, n_free, squared=squared, dispersion=dispersion) == pytest.approx(plain, rel=1e-3)
+
+
+def test_the_small_sample_threshold_is_the_exact_one_for_a_straight_line():
+    """Linear regression with gaussian noise: the F-based interval of the slope is the textbook
+    t interval, so its coverage over many noise draws is the nominal level."""
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 1.0, 8)
+    level, hits, draws = 0.9, 0, 4000
+    cut = threshold(level, x.size, 2, squared=True, dispersion=1.0)
+    for _ in range(draws):
+        y = 1.0 + 2.0 * x + rng.normal(0.0, 0.3, x.size)
+        design = np.stack([np.ones_like(x), x], axis=1)
+        best = np.sum((y - design @ np.linalg.lstsq(design, y, rcond=None)[0]) ** 2)
+        # profile at the true slope: the intercept refitted
+        held = np.sum((y - 2.0 * x - np.mean(y - 2.0 * x)) ** 2)
+        hits += x.size * np.log(held / best) < cut
+    assert abs(hits / draws - level) < 0.015, hits / draws  # chi-square(1) gives 0.82 here
 
 
 def test_a_number_the_data_cannot_pin_is_named_with_its_bound():

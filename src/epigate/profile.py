@@ -13,8 +13,10 @@ optimum is
   overconfident.
 
 with ``L`` the data loss (mean misfit over the n observed values) and p free parameters. The
-interval is where the statistic stays below the chi-square(1) quantile of the level, raised by the
-robust adjustment of Royall & Tsou (2003, "Interpreting statistical evidence by using imperfect
+interval is where the statistic stays below its threshold (:func:`threshold`): the chi-square(1)
+quantile of the level where the noise scale is known, its small-sample version where the noise
+scale is estimated from the same n residuals (the squared error's always, counts' when phi > 1),
+raised by the robust adjustment of Royall & Tsou (2003, "Interpreting statistical evidence by using imperfect
 models: robust adjusted likelihood functions"): the ratio of the sandwich variance of the number
 to its model-based variance, when above 1 (at most ``MAX_WIDENING``, and only with at least
 ``MIN_RESIDUAL_DOF`` spare observations). The statistic is chi-square only when the likelihood
@@ -38,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.stats import chi2
+from scipy.stats import chi2, f
 
 from .assumptions import Assumptions
 from .classical import ClassicalFit, OdeObjective
@@ -71,6 +73,7 @@ class ProfileResult:
         correlation: (p, p) correlation of the estimates of the free (log) parameters, from the
             curvature at the optimum; NaN where the curvature is singular.
         dispersion: the quasi-likelihood dispersion phi of count likelihoods (1 for squared error).
+        threshold: the statistic's threshold before the robust adjustment (:func:`threshold`).
         widening: by profiled number, the factor (>= 1) its threshold was raised by the robust
             (sandwich) adjustment.
         runtime_s: seconds.
@@ -80,12 +83,32 @@ class ProfileResult:
     parameters: tuple[str, ...]
     correlation: np.ndarray
     dispersion: float
+    threshold: float
     widening: dict[str, float]
     runtime_s: float
 
     def not_identifiable(self) -> list[str]:
         """Names whose interval the data leave open on at least one side."""
         return [name for name, iv in self.intervals.items() if not iv.identifiable]
+
+
+def threshold(level: float, n: int, n_free: int, *, squared: bool, dispersion: float) -> float:
+    """The likelihood-ratio statistic's threshold at ``level`` for n observations and ``n_free``
+    estimated parameters.
+
+    Where the noise scale is estimated from the residuals, the statistic is not chi-square(1) in
+    small samples. For a model linear in its parameters with gaussian noise,
+    ``(S - S_opt) / (S_opt / (n - p))`` is exactly F(1, n - p), so ``n log(S / S_opt)`` crosses
+    ``n log(1 + F / (n - p))`` (the squared error; Bates & Watts' profile-t intervals), and the
+    quasi-likelihood's deviance over an estimated phi crosses F itself (counts, phi > 1). Both tend
+    to the chi-square(1) quantile as n grows: 2.83 against 2.71 at 90 % for the demo (80 values,
+    3 rates), 3.28 for 20 values. With phi known (1) or no spare observation, chi-square(1).
+    """
+    dof = n - n_free
+    if dof <= 0 or not (squared or dispersion > 1.0):
+        return float(chi2.ppf(level, 1))
+    quantile = float(f.ppf(level, 1, dof))
+    return float(n * np.log1p(quantile / dof)) if squared else quantile
 
 
 class _Statistic:
@@ -235,7 +258,7 @@ def profile_intervals(model: CompartmentalModel, obs: Observations, fit: Classic
     lower, upper = objective.bounds()
     x_opt = np.clip(x_opt, lower, upper)
     statistic = _Statistic(objective, x_opt)
-    threshold = float(chi2.ppf(level, 1))
+    base = threshold(level, statistic.n, len(x_opt), squared=statistic.squared, dispersion=statistic.dispersion)
     names = objective.parameter_names
     model_cov, sandwich = _covariances(objective, x_opt, statistic) if len(x_opt) else (np.zeros((0, 0)),) * 2
     coordinates = [_parameter_coordinate(name, i, lower, upper) for i, name in enumerate(names)]
@@ -252,7 +275,7 @@ def profile_intervals(model: CompartmentalModel, obs: Observations, fit: Classic
         # sandwich says the estimate varies more than the curvature implies, widen by that ratio
         robust = statistic.n - len(x_opt) >= MIN_RESIDUAL_DOF and model_var > 0 and np.isfinite(robust_var)
         widening[coord.name] = float(np.clip(robust_var / model_var, 1.0, MAX_WIDENING)) if robust else 1.0
-        walk = _Walk(statistic, coord, x_opt, threshold * widening[coord.name])
+        walk = _Walk(statistic, coord, x_opt, base * widening[coord.name])
         lo, lo_bound = walk.side(-1, step)
         hi, hi_bound = walk.side(+1, step)
         log_intervals[coord.name] = (coord.value(x_opt), lo, hi, lo_bound if lo is None else hi_bound)
@@ -270,5 +293,5 @@ def profile_intervals(model: CompartmentalModel, obs: Observations, fit: Classic
     sd = np.sqrt(np.diag(model_cov))
     with np.errstate(all="ignore"):
         correlation = model_cov / np.outer(sd, sd)
-    return ProfileResult(intervals, tuple(names), correlation, statistic.dispersion, widening,
+    return ProfileResult(intervals, tuple(names), correlation, statistic.dispersion, base, widening,
                          time.perf_counter() - t0)
