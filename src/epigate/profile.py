@@ -40,7 +40,8 @@ from typing import Callable
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.stats import chi2, f
+from scipy.stats import chi2
+from scipy.stats import f as f_distribution
 
 from .assumptions import Assumptions
 from .classical import ClassicalFit, OdeObjective
@@ -107,7 +108,7 @@ def threshold(level: float, n: int, n_free: int, *, squared: bool, dispersion: f
     dof = n - n_free
     if dof <= 0 or not (squared or dispersion > 1.0):
         return float(chi2.ppf(level, 1))
-    quantile = float(f.ppf(level, 1, dof))
+    quantile = float(f_distribution.ppf(level, 1, dof))
     return float(n * np.log1p(quantile / dof)) if squared else quantile
 
 
