@@ -12,7 +12,8 @@ For each scenario, N data sets are drawn (noise seeds 0..N-1). On each:
 
 It prints how often each interval contains the truth, with a binomial 95 % interval of that
 fraction (a data set whose PINN fit ends ``not_converged`` is counted apart and left out: the
-product says its numbers are not an answer), and writes one row per data set to ``--out`` (CSV) so that a run can be resumed.
+product says its numbers are not an answer), and writes one row per data set to ``--out`` (CSV)
+so that a run can be resumed.
 
     python scripts/coverage.py --scenario demo --n 100 --out coverage_demo.csv
     python scripts/coverage.py --scenario sparse --n 100 --out coverage_sparse.csv

@@ -88,7 +88,7 @@ def test_the_threshold_is_chi_square_once_the_noise_scale_is_known_and_above_it_
         return
     assert value > plain  # an estimated scale leaves the statistic more variable than chi-square(1)
     more = threshold(level, n + 50, n_free, squared=squared, dispersion=dispersion)
-    assert plain < more < value  # and the excess shrinks with more observations ...
+    assert plain < more < value  # the excess shrinks with more observations, to nothing:
     assert threshold(level, 10 ** 6, n_free, squared=squared, dispersion=dispersion) == pytest.approx(plain, rel=1e-3)
 
 
