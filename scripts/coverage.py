@@ -30,6 +30,7 @@ import numpy as np
 from scipy.stats import beta as beta_dist
 
 from epigate.assumptions import Assumptions
+from epigate.bench.grid import PRESETS
 from epigate.bootstrap import fitted_noise, resample
 from epigate.classical import classical_fit
 from epigate.data import DEMO, synthetic_outbreak
@@ -68,7 +69,6 @@ def lsq_bootstrap(model, obs, fit, assumptions, replicates: int, seed: int, leve
 
 def pinn_bootstrap(model, obs, assumptions, replicates: int, seed: int, preset: str, level: float) -> dict:
     """Percentile intervals of the PINN's bootstrap (as ``epigate fit --bootstrap K``)."""
-    from epigate.bench.grid import PRESETS
     from epigate.config import TrainConfig
     from epigate.fit import fit
     from epigate.summary import summarise
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=16, help="bootstrap replicates K per data set")
     parser.add_argument("--level", type=float, default=0.9, help="nominal coverage of every interval")
     parser.add_argument("--fitter", choices=("lsq", "pinn"), default="lsq", help="who refits the replicates")
-    parser.add_argument("--preset", default="quick", help="with --fitter pinn: a bench preset's recipe, or "
+    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS) + ["default"], help="with --fitter pinn: a bench preset's recipe, or "
                         "'default' for epigate fit's own (with the outer phase)")
     parser.add_argument("--out", type=Path, required=True, help="CSV of per-data-set rows (resumable)")
     args = parser.parse_args()
