@@ -18,12 +18,14 @@ import os
 import platform
 import time
 
+import jax
+
 from epigate.data import demo_observations
 from epigate.fit import fit
 from epigate.models import SEIR
 from epigate.pinn import build_problem
 from epigate.config import TrainConfig
-from epigate.train import train
+from epigate.train import members_in_parallel, train
 
 
 def throughput(problem, cfg: TrainConfig, n_networks: int) -> float:
@@ -38,7 +40,7 @@ def main():
     parser.add_argument("--steps", type=int, default=3000)
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-          f"Python {platform.python_version()}")
+          f"Python {platform.python_version()}, JAX {jax.__version__} on {jax.devices()[0].device_kind}")
     problem = build_problem(SEIR, demo_observations(0))
     adam = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=args.steps, refine_steps=0)
     one = throughput(problem, adam, 1)
@@ -47,8 +49,12 @@ def main():
           "two gradients per step:")
     print(f"  1 network:    {one:7.0f} steps/s")
     print(f"  16 networks:  {many:7.0f} steps/s per network ({many / one:.2f}x one network)")
-    lbfgs = throughput(problem, TrainConfig(method="cggs", pretrain_steps=0, adam_steps=0, refine_steps=800), 1)
-    print(f"L-BFGS refinement, 1 network: {lbfgs:7.0f} iterations/s (from the initial network)")
+    refine = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=0, refine_steps=800)
+    lbfgs_one, lbfgs_many = throughput(problem, refine, 1), throughput(problem, refine, 16)
+    order = "side by side (vmap)" if members_in_parallel() else "one after another"
+    print(f"L-BFGS refinement (from the initial network), members {order} on {jax.default_backend()}:")
+    print(f"  1 network:    {lbfgs_one:7.0f} iterations/s")
+    print(f"  16 networks:  {lbfgs_many:7.0f} iterations/s per network ({lbfgs_many / lbfgs_one:.2f}x one network)")
     for precision in ("float64", "float32"):
         t0 = time.perf_counter()
         r = fit(demo_observations(0), SEIR, TrainConfig(precision=precision), [0])

@@ -342,7 +342,7 @@ def _programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _Programs:
     """The compiled programs of a run. Only the first-order phase's depend on the balancing
     strategy: the others are shared by every method of the same problem shape, so a benchmark cell
     compiles them once, not once per method."""
-    shared = _shared_programs(spec, strategy_neutral(cfg), batched)
+    shared = _shared_programs(spec, strategy_neutral(cfg), batched, members_in_parallel())
     first_order = _first_order_programs(spec, cfg, batched)
     return _Programs(shared.init, first_order.adam_init, shared.refine_init, shared.pretrain, first_order.adam,
                      shared.refine, shared.start_round, shared.end_round, _chunking(cfg)[1])
@@ -382,23 +382,44 @@ class _SharedPrograms(NamedTuple):
     end_round: Callable
 
 
+def members_in_parallel() -> bool:
+    """Whether the second-order phases (L-BFGS refinement, outer phase) run the members side by
+    side (``vmap``) or one after another (``lax.map``). Their line searches and re-solves are while
+    loops: under ``vmap`` every member runs as many evaluations as the slowest one. On a CPU that
+    is wasted work; on an accelerator the extra members are nearly free, and running them one after
+    another leaves the device idle."""
+    return jax.default_backend() != "cpu"
+
+
+def _over_members(fn: Callable, in_axes: tuple, parallel: bool) -> Callable:
+    """``fn`` applied to every member: arguments with axis 0 in ``in_axes`` carry the member axis,
+    ``None`` ones are shared."""
+    if parallel:
+        return jax.vmap(fn, in_axes=in_axes)
+    mapped = [i for i, ax in enumerate(in_axes) if ax == 0]
+
+    def one_by_one(*args):
+        def member(xs):
+            full = list(args)
+            for i, x in zip(mapped, xs):
+                full[i] = x
+            return fn(*full)
+        return jax.lax.map(member, tuple(args[i] for i in mapped))
+    return one_by_one
+
+
 @functools.lru_cache(maxsize=64)
-def _shared_programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool) -> _SharedPrograms:
+def _shared_programs(spec: ProblemSpec, cfg: TrainConfig, batched: bool, parallel: bool) -> _SharedPrograms:
     steps = _Steps(spec, cfg)
     data_axis = 0 if batched else None
     blocks = _chunking(cfg)[0]
     pretrain = jax.jit(jax.vmap(_chunk(steps.pretrain_block, blocks[0]), in_axes=(0, data_axis))) if blocks[0] else None
     refine = None
     if blocks[2]:
-        # L-BFGS's line search is a while loop: under vmap every member would run as many
-        # evaluations as the slowest one, so members run one after another instead.
         def run(carry, lam, a):
             return jax.lax.scan(lambda s, _: steps.refine_block(s, lam, a), carry, None, length=blocks[2])
 
-        if batched:
-            refine = jax.jit(lambda carry, lam, a: jax.lax.map(lambda ca: run(ca[0], lam, ca[1]), (carry, a)))
-        else:
-            refine = jax.jit(lambda carry, lam, a: jax.lax.map(lambda c: run(c, lam, a), carry))
+        refine = jax.jit(_over_members(run, (0, None, data_axis), parallel))
     return _SharedPrograms(init=jax.jit(jax.vmap(steps.init, in_axes=(0, data_axis))),
                            refine_init=jax.jit(jax.vmap(steps.refine_init, in_axes=(0, 0, data_axis))),
                            pretrain=pretrain, refine=refine, start_round=jax.jit(jax.vmap(steps.start_round)),
@@ -475,9 +496,9 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, progress: ProgressFn | N
 
 @functools.lru_cache(maxsize=64)
 def _outer_program(spec: ProblemSpec, network: NetworkConfig, outer_steps: int, resolve_steps: int,
-                   batched: bool) -> Callable:
+                   batched: bool, parallel: bool) -> Callable:
     """``(theta (K, P), phi, arrays) -> ((theta, phi) at the end, OuterRecord (K, outer_steps))``;
-    members one after another (each step's Jacobians are large, and members stop at different steps)."""
+    members side by side or one after another (:func:`members_in_parallel`)."""
     solver = reduced.OuterSolver(spec, make_network(spec.model, network), resolve_steps)
 
     def run(theta, phi, a):
@@ -485,9 +506,7 @@ def _outer_program(spec: ProblemSpec, network: NetworkConfig, outer_steps: int, 
         state, records = jax.lax.scan(lambda s, _: solver.outer_step(s, a), state, None, length=outer_steps)
         return (solver.polish(state.theta, state.phi, a), state.phi), records
 
-    if batched:
-        return jax.jit(lambda theta, phi, a: jax.lax.map(lambda x: run(*x), (theta, phi, a)))
-    return jax.jit(lambda theta, phi, a: jax.lax.map(lambda x: run(*x, a), (theta, phi)))
+    return jax.jit(_over_members(run, (0, 0, 0 if batched else None), parallel))
 
 
 def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monitor: _Monitor) -> TrainResult:
@@ -498,7 +517,8 @@ def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monito
         arrays = jax.tree.map(f64, problem.arrays)
         # a diverged member's NaNs make it start done (reduced.OuterSolver.init): it is skipped
         phi = tuple(f64(x) for x in (result.log_rates, result.log_rho, result.log_u0))
-        program = _outer_program(problem.spec, cfg.network, cfg.outer_steps, cfg.resolve_steps, problem.batched)
+        program = _outer_program(problem.spec, cfg.network, cfg.outer_steps, cfg.resolve_steps, problem.batched,
+                                 members_in_parallel())
         (theta, phi), rec = jax.block_until_ready(program(f64(result.theta), phi, arrays))
         nan = np.full(np.shape(rec.loss_data), np.nan)
         monitor.add(Record(rec.loss_data, rec.loss_phys, nan, nan, nan, nan, nan, nan, rec.log_rates), "outer")
