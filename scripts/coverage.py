@@ -17,6 +17,7 @@ so that a run can be resumed.
 
     python scripts/coverage.py --scenario demo --n 100 --out coverage_demo.csv
     python scripts/coverage.py --scenario sparse --n 100 --out coverage_sparse.csv
+    python scripts/coverage.py --scenario sparse --n 100 --likelihood lognormal --out coverage_sparse_ln.csv
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from epigate.bootstrap import fitted_noise, resample
 from epigate.classical import classical_fit
 from epigate.data import DEMO, synthetic_outbreak
 from epigate.intervals import percentile_interval
+from epigate.likelihood import LIKELIHOODS
 from epigate.models import get_model
 from epigate.profile import profile_intervals
 
@@ -95,18 +97,30 @@ def main() -> None:
     parser.add_argument("--fitter", choices=("lsq", "pinn"), default="lsq", help="who refits the replicates")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS) + ["default"], help="with --fitter pinn: a bench preset's recipe, or "
                         "'default' for epigate fit's own (with the outer phase)")
+    parser.add_argument("--likelihood", choices=LIKELIHOODS, help="the fits' likelihood (default: the scenario's; "
+                        "demo and sparse have relative gaussian noise, which lognormal models)")
     parser.add_argument("--out", type=Path, required=True, help="CSV of per-data-set rows (resumable)")
     args = parser.parse_args()
     spec = dict(SCENARIOS[args.scenario])
     model = get_model(spec.pop("model"))
     truth = dict(spec["params"])
     truth["R0"] = float(model.r0([truth[n] for n in model.params]))
-    assumptions = Assumptions(likelihood=LIKELIHOOD[args.scenario])
-    header = ["seed", "kind", "seconds", "status"] + [f"{n}_{e}" for n in NAMES for e in ("lo", "hi", "covers")]
+    assumptions = Assumptions(likelihood=args.likelihood or LIKELIHOOD[args.scenario])
+    header = (["seed", "kind", "seconds", "status", "likelihood"]
+              + [f"{n}_{e}" for n in NAMES for e in ("lo", "hi", "covers")])
     done = set()
     if args.out.exists():
         with args.out.open() as f:
-            done = {(int(r["seed"]), r["kind"]) for r in csv.DictReader(f)}
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        if reader.fieldnames != header:
+            parser.error(f"{args.out} was written with other columns (an older version of this script); "
+                         "give another --out")
+        other = {r["likelihood"] for r in rows} - {assumptions.likelihood}
+        if other:
+            parser.error(f"{args.out} holds rows fitted with the {', '.join(sorted(other))} likelihood; "
+                         f"give another --out for {assumptions.likelihood}")
+        done = {(int(r["seed"]), r["kind"]) for r in rows}
     else:
         with args.out.open("w", newline="") as f:
             csv.writer(f).writerow(header)
@@ -125,7 +139,7 @@ def main() -> None:
                 ivs = lsq_bootstrap(model, obs, fit, assumptions, args.replicates, 1000 + seed, args.level)
             else:
                 ivs, status = pinn_bootstrap(model, obs, assumptions, args.replicates, seed, args.preset, args.level)
-            row = [seed, kind, round(time.perf_counter() - t0, 2), status]
+            row = [seed, kind, round(time.perf_counter() - t0, 2), status, assumptions.likelihood]
             for n in NAMES:
                 iv = ivs.get(n)
                 row += [None, None, None] if iv is None else [iv.lo, iv.hi, int(iv.contains(truth[n]))]
@@ -133,7 +147,8 @@ def main() -> None:
                 csv.writer(f).writerow(row)
     with args.out.open() as f:
         rows = list(csv.DictReader(f))
-    print(f"scenario {args.scenario}: nominal {100 * args.level:g} %, truth {truth}")
+    print(f"scenario {args.scenario}, likelihood {assumptions.likelihood}: nominal {100 * args.level:g} %, "
+          f"truth {truth}")
     for kind in sorted({r["kind"] for r in rows}):
         sel = [r for r in rows if r["kind"] == kind]
         seconds = np.median([float(r["seconds"]) for r in sel])

@@ -114,3 +114,15 @@ def test_initial_value_can_be_estimated_and_is_reported(tmp_path):
     assert profile["hi"] is None or profile["hi"] > initial["classical"]
     bad = runner.invoke(app, ["fit", "--dataset", "boarding_school_1978", "--initial", "S=estimate", *TINY])
     assert bad.exit_code == 2 and "--initial S=estimate" in bad.output
+
+
+def test_a_zero_count_under_the_lognormal_likelihood_is_named(tmp_path):
+    path = tmp_path / "cases.csv"
+    path.write_text("day,cases\n1,3\n2,0\n3,8\n4,0\n5,20\n6,31\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit", str(path), "--time", "day", "--population", "1000", "--model", "sir",
+                                 "--observe", "incidence=cases", "--likelihood", "lognormal", *TINY, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "--likelihood lognormal" in result.output and "incidence is 0 at t = 2" in result.output
+    assert "2 such value(s)" in result.output and "Traceback" not in result.output
+    assert not out.exists()

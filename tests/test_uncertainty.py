@@ -153,6 +153,14 @@ def test_noise_draws_have_the_stated_mean_and_variance(noise, variance):
     assert draws.min() >= 0
 
 
+def test_lognormal_draws_have_the_fitted_count_as_median_and_the_stated_log_spread():
+    draws = NoiseModel("lognormal", relative_sd=np.array([0.3])).sample(np.full((20000, 1), 400.0),
+                                                                        np.random.default_rng(0))
+    assert np.median(draws) == pytest.approx(400.0, rel=0.01)
+    assert np.log(draws).std() == pytest.approx(0.3, rel=0.03)
+    assert draws.min() > 0
+
+
 def test_resampled_data_keep_the_times_and_the_gaps():
     obs = synthetic_outbreak(SEIR, n_obs=10, seed=0)
     values = obs.values.copy()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .data import Observations
 from .likelihood import check_likelihood
 from .models import CompartmentalModel
@@ -30,7 +32,9 @@ class Assumptions:
         fixed: rates held at known values, per time unit of the data, e.g. ``{"sigma": 1/5.3}``.
         reporting: reporting fraction per observed channel; a number fixes it, None estimates it;
             channels not named are fully reported (1).
-        likelihood: ``squared`` (scaled squared error), ``poisson`` or ``negbin`` (count deviance).
+        likelihood: ``squared`` (scaled squared error), ``lognormal`` (squared error of the
+            logarithms: noise proportional to the count; every observed value > 0), ``poisson`` or
+            ``negbin`` (count deviance).
         dispersion: negative-binomial dispersion k (variance mu + mu^2 / k).
         estimate_initial: compartments whose initial value is estimated (never S); the others keep
             the values in ``Observations.initial``.
@@ -47,6 +51,14 @@ class Assumptions:
         naming the first assumption that ``model`` and ``obs`` cannot meet."""
         obs.check_against(model)
         check_likelihood(self.likelihood, self.dispersion)
+        if self.likelihood == "lognormal":
+            rows, cols = np.nonzero(obs.values <= 0)  # NaN (missing) compares False
+            if len(rows):
+                i, j = rows[0], cols[0]
+                raise AssumptionError("likelihood", "lognormal",
+                                      f"the lognormal likelihood needs every observed value > 0, but "
+                                      f"{obs.channels[j]} is {obs.values[i, j]:g} at t = {obs.t[i]:g} "
+                                      f"({len(rows)} such value(s)); use squared, poisson or negbin")
         for name, value in self.fixed.items():
             if name not in model.params:
                 raise AssumptionError("fixed", name, f"cannot fix {name!r}: model {model.name} has rates "

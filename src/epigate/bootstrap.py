@@ -8,6 +8,8 @@ The noise model follows the fit's likelihood (``Assumptions.likelihood``):
   likelihood (the degrees of freedom of the free parameters taken out). Counts are rarely equally
   noisy at 10 and at 10 000 cases: with one constant sd the resampled early points are far noisier
   than the real ones and the late ones far quieter, and the intervals cover the truth too seldom;
+- ``lognormal``: the fitted count times exp(s e), e standard normal, with s per channel the root
+  mean square of the log residuals (the degrees of freedom of the free parameters taken out);
 - ``poisson``: Poisson counts; when the counts vary more than Poisson (quasi-likelihood dispersion
   phi = deviance / (n - p) above 1, as cumulative counts always do), negative binomial counts with
   variance phi * mean, so that the intervals are not overconfident;
@@ -26,6 +28,7 @@ from scipy.optimize import minimize
 from .assumptions import Assumptions
 from .classical import ClassicalFit, OdeObjective
 from .data import Observations
+from .likelihood import gaussian_residual
 from .models import CompartmentalModel
 
 
@@ -34,9 +37,10 @@ class NoiseModel:
     """The observation noise of a fit.
 
     Attributes:
-        kind: ``gaussian``, ``poisson`` or ``negbin``.
+        kind: ``gaussian``, ``lognormal``, ``poisson`` or ``negbin``.
         sd: (k,) gaussian standard deviation of each channel at zero mean, people (None otherwise).
-        relative_sd: (k,) the part of the gaussian standard deviation proportional to the mean.
+        relative_sd: (k,) the part of the gaussian standard deviation proportional to the mean;
+            for ``lognormal``, the standard deviation of the logarithm.
         dispersion: negative-binomial k (``negbin``), else None.
         overdispersion: quasi-Poisson phi >= 1 (``poisson``; 1 is plain Poisson), else 1.
     """
@@ -54,6 +58,8 @@ class NoiseModel:
             relative = self.relative_sd if self.relative_sd is not None else 0.0
             sd = np.sqrt(self.sd ** 2 + (relative * mean) ** 2)
             return np.maximum(mean + sd * rng.standard_normal(mean.shape), 0.0)
+        if self.kind == "lognormal":
+            return mean * np.exp(self.relative_sd * rng.standard_normal(mean.shape))
         if self.kind == "poisson" and self.overdispersion <= 1.0:
             return rng.poisson(mean).astype(float)
         # negative binomial, numpy's (n, p) = (k, k / (k + mean)); quasi-Poisson: k = mean / (phi - 1)
@@ -75,6 +81,11 @@ def fitted_noise(model: CompartmentalModel, obs: Observations, fit: ClassicalFit
                   for j in range(len(obs.channels))]
         a, b = (np.sqrt(dof_factor) * np.array(x) for x in zip(*scales))
         return NoiseModel("gaussian", sd=a, relative_sd=b)
+    if assumptions.likelihood == "lognormal":
+        mean = objective.expected_counts(rates, rho, fit.u0)
+        log_residual = gaussian_residual("lognormal", mean, obs.values)
+        sd = [np.sqrt(np.mean(log_residual[objective.mask[:, j], j] ** 2)) for j in range(len(obs.channels))]
+        return NoiseModel("lognormal", relative_sd=np.sqrt(dof_factor) * np.array(sd))
     if assumptions.likelihood == "negbin":
         return NoiseModel("negbin", dispersion=assumptions.dispersion)
     # fit.loss is the mean deviance over the n observed values

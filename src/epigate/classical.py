@@ -19,7 +19,7 @@ from scipy.optimize import least_squares
 
 from .assumptions import Assumptions
 from .data import Observations, initial_fractions, needs_interval_starts, observe_states, scaled_values
-from .likelihood import data_misfit
+from .likelihood import SCALE_ESTIMATED, data_misfit, gaussian_residual
 from .models import CompartmentalModel, simulate_numpy
 
 LOG_RATE_BOUNDS = (np.log(1e-4), np.log(50.0))  # rates in 1/day
@@ -129,8 +129,8 @@ class OdeObjective:
             pred = self.expected_counts(p, rho, u0) / (self.obs.population * self.scale)
         except RuntimeError:
             return np.full(self.mask.shape, 1e3)[self.mask]
-        if self.likelihood == "squared":
-            return (pred - self.y)[self.mask] / np.sqrt(self.n_valid)
+        if self.likelihood in SCALE_ESTIMATED:
+            return gaussian_residual(self.likelihood, pred, self.y)[self.mask] / np.sqrt(self.n_valid)
         # signed deviance residuals: their sum of squares is the mean deviance
         dev = data_misfit(self.likelihood, pred, self.y, self.obs.population * self.scale, self.dispersion)
         return (np.sign(pred - self.y) * np.sqrt(np.maximum(dev, 0.0)))[self.mask] / np.sqrt(self.n_valid)

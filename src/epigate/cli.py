@@ -277,7 +277,9 @@ def fit(
     level: Optional[float] = typer.Option(None, help="Level of every interval (default 0.9 for the PINN's, 0.95 "
                                                      "for least squares' profile intervals)."),
     polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),
-    likelihood: str = typer.Option("squared", help="Data misfit: squared (scaled counts), poisson or negbin."),
+    likelihood: str = typer.Option("squared", help="Data misfit: squared (scaled counts), lognormal (squared error of "
+                                    "the logarithms: noise proportional to the count; every count > 0), poisson "
+                                    "or negbin."),
     dispersion: float = typer.Option(10.0, help="Negative-binomial dispersion k (variance mu + mu^2/k)."),
     out: Optional[Path] = typer.Option(None, help="Folder for result.json, CSVs, figures and report."),
     quiet: bool = typer.Option(False, help="No progress bar."),
@@ -322,7 +324,8 @@ def fit(
                                  assumptions.n_free(model_, channels), time_unit)
         assumptions.check(model_, obs)
     except AssumptionError as e:
-        option = {"fixed": "--fix {}", "reporting": "--reporting {}", "estimate_initial": "--initial {}=estimate"}
+        option = {"fixed": "--fix {}", "reporting": "--reporting {}", "estimate_initial": "--initial {}=estimate",
+                  "likelihood": "--likelihood {}"}
         _fail(f"{option[e.field].format(e.name)}: {e}")
     except (ValueError, InputError) as e:
         _fail(str(e))

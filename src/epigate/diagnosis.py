@@ -8,7 +8,8 @@ A fit is ``not_converged`` when any of these holds (each adds a reason):
   against the least-squares optimum, exceeds ``LR_LIMIT`` (the 95 % point of chi-square with 1
   degree of freedom). Below it, every number the PINN reports lies inside least squares' 95 %
   profile-likelihood interval of that number. The statistic is the deviance difference for
-  counts, and n log(L_pinn / L_lsq) for the squared error (gaussian noise of unknown scale) over
+  counts, and n log(L_pinn / L_lsq) for the squared errors, ``squared`` and ``lognormal`` (gaussian
+  noise of unknown scale, on the counts or on their logarithms) over
   n observed values. Counts such as cumulative cases are far from independent Poisson draws, so
   there the statistic rejects estimates that agree with least squares to 0.02 %: hence the
   agreement margin;
@@ -29,6 +30,7 @@ import numpy as np
 
 from .classical import LOG_RATE_BOUNDS, LOG_RHO_BOUNDS, ClassicalFit
 from .fit import FitResult
+from .likelihood import SCALE_ESTIMATED
 from .pinn import RATE_FLOOR
 
 LR_LIMIT = 3.841  # chi-square(1) 95 % point: the likelihood-ratio statistic above which the data reject the PINN
@@ -59,7 +61,7 @@ def likelihood_ratio(result: FitResult) -> float:
     n = int(np.isfinite(result.obs.values).sum())
     pinn, lsq = np.nanmedian(result.ode_loss) if result.ok.any() else np.nan, result.classical.loss
     with np.errstate(all="ignore"):
-        if result.assumptions.likelihood == "squared":
+        if result.assumptions.likelihood in SCALE_ESTIMATED:
             stat = n * np.log(pinn / max(lsq, 1e-300))
         else:  # the losses are mean deviances
             stat = n * (pinn - lsq)

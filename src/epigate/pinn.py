@@ -48,7 +48,7 @@ from jax.flatten_util import ravel_pytree
 
 from .assumptions import Assumptions
 from .data import Observations, initial_fractions, needs_interval_starts, scaled_values
-from .likelihood import data_misfit
+from .likelihood import SCALE_ESTIMATED, data_misfit
 from .models import CompartmentalModel
 
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu, "sin": jnp.sin}
@@ -425,7 +425,7 @@ def data_loss(spec: ProblemSpec, pred, a: ProblemArrays, *, smooth: bool = False
 
     ``smooth`` replaces the hard count floor by a smooth one (its gradient is zero below the hard
     floor, where a tiny seed starts)."""
-    counts = spec.likelihood != "squared"
+    counts = spec.likelihood not in SCALE_ESTIMATED
     if counts and smooth:
         people = pred * a.count_scale
         pred = (COUNT_FLOOR + jax.nn.softplus(10.0 * (people - COUNT_FLOOR)) / 10.0) / a.count_scale

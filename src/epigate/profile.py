@@ -6,7 +6,8 @@ The profile of one number (a free rate, R0, an estimated initial value or report
 it at a value and refits every other free parameter. Its likelihood-ratio statistic against the
 optimum is
 
-- squared error: ``n log(L / L_opt)``: gaussian errors of one unknown scale per fit, profiled out;
+- squared error (of the counts, or of their logarithms: ``lognormal``): ``n log(L / L_opt)``:
+  gaussian errors of one unknown scale per fit, profiled out;
 - counts (poisson, negbin): ``n (L - L_opt) / phi``, the deviance difference, where
   ``phi = max(1, n L_opt / (n - p))`` is the quasi-likelihood dispersion. Counts more variable than
   the likelihood says (cumulative counts always are) widen the interval instead of leaving it
@@ -15,7 +16,7 @@ optimum is
 with ``L`` the data loss (mean misfit over the n observed values) and p free parameters. The
 interval is where the statistic stays below its threshold (:func:`threshold`): the chi-square(1)
 quantile of the level where the noise scale is known, its small-sample version where the noise
-scale is estimated from the same n residuals (the squared error's always, counts' when phi > 1),
+scale is estimated from the same n residuals (the squared errors' always, counts' when phi > 1),
 raised by the robust adjustment of Royall & Tsou (2003, "Interpreting statistical evidence by using imperfect
 models: robust adjusted likelihood functions"): the ratio of the sandwich variance of the number
 to its model-based variance, when above 1 (at most ``MAX_WIDENING``, and only with at least
@@ -47,6 +48,7 @@ from .assumptions import Assumptions
 from .classical import ClassicalFit, OdeObjective
 from .data import Observations
 from .intervals import Interval
+from .likelihood import SCALE_ESTIMATED
 from .models import CompartmentalModel
 
 DEFAULT_LEVEL = 0.95
@@ -119,7 +121,7 @@ class _Statistic:
         self.objective = objective
         self.n = objective.n_valid
         self.loss_opt = self.loss(x_opt)
-        self.squared = objective.likelihood == "squared"
+        self.squared = objective.likelihood in SCALE_ESTIMATED  # squared error of counts or of their logs
         dof = self.n - len(x_opt)
         self.dispersion = 1.0 if self.squared or dof <= 0 else max(1.0, self.n * self.loss_opt / dof)
 
