@@ -55,7 +55,9 @@ def _progress_bar(quiet: bool):
 
 def print_summary(s) -> None:
     """The short table of estimates on the terminal (``s`` a :class:`~epigate.summary.FitSummary`)."""
+    from .fit import start_compartments
     from .formatting import interval_heading, interval_text, number, percent
+    from .models import get_model
 
     if s.verdict:
         console.print(f"[bold red]{s.verdict}[/]")
@@ -70,9 +72,10 @@ def print_summary(s) -> None:
     columns += ["truth", "PINN vs truth", "LSQ vs truth"] if s.has_truth else []
     for column in columns:
         table.add_column(column)
+    start = ", ".join(f"{c}(0)" for c in start_compartments(get_model(s.model)))
     table.caption = (f"LSQ: least-squares ODE fit on the same data and start; time in {s.data.time_unit}s; peaks "
-                     "of the infectious compartment" + ("; LSQ free start: least squares that also estimates "
-                                                        "the start (E(0), I(0))" if free_start else ""))
+                     "of the infectious compartment" + (f"; LSQ free start: least squares that also estimates "
+                                                        f"the start ({start})" if free_start else ""))
     for q in s.quantities:
         row = [q.label, number(q.pinn)] + ([interval_text(q.interval)] if s.interval_kind else [])
         row += [number(q.classical)] + ([interval_text(q.classical_interval)] if s.classical_interval_level else [])

@@ -39,7 +39,7 @@ class Quantity:
     classical: float | None
     classical_interval: Interval | None = None
     truth: float | None = None
-    classical_free_start: float | None = None  # least squares with E(0), I(0) estimated too
+    classical_free_start: float | None = None  # least squares with the start (E(0), I(0) in SEIR) estimated too
 
     @property
     def label(self) -> str:
