@@ -152,8 +152,8 @@ def main() -> None:
     for kind in sorted({r["kind"] for r in rows}):
         sel = [r for r in rows if r["kind"] == kind]
         seconds = np.median([float(r["seconds"]) for r in sel])
-        failed = [r for r in sel if r.get("status", "ok") != "ok"]
-        sel = [r for r in sel if r.get("status", "ok") == "ok"]
+        failed = [r for r in sel if r["status"] != "ok"]
+        sel = [r for r in sel if r["status"] == "ok"]
         cells = []
         for n in NAMES:
             marks = [int(r[f"{n}_covers"]) for r in sel if r[f"{n}_covers"] not in ("", None)]
