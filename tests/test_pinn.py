@@ -9,8 +9,11 @@ import pytest
 from epigate.assumptions import Assumptions
 from epigate.data import demo_observations, synthetic_outbreak
 from epigate.models import SEIR, SEIRD, SIR, simulate_numpy
-from epigate.pinn import (Layout, build_problem, early_growth_rate, make_network, NetworkConfig, optimal_rates,
-                          residual_system)
+from hypothesis import given, settings, strategies as st
+from scipy.special import expit
+
+from epigate.pinn import (Layout, build_problem, cumulative_over_i, early_dynamics, make_network, NetworkConfig,
+                          optimal_rates, residual_system)
 
 RATES = {"sir": np.array([0.5, 0.2]), "seir": np.array([0.5, 0.2, 0.1]), "seird": np.array([0.5, 0.2, 0.1, 0.02])}
 MODELS = (SIR, SEIR, SEIRD)
@@ -79,29 +82,67 @@ def test_fixed_rates_keep_their_value_and_the_others_are_solved_for():
 
 
 def test_a_new_network_is_exponential_growth_from_the_initial_state():
-    """Zero last layer: x = log I0 + g tau (below the soft cap at I = 1), q from q0, c = d = 0 at tau = 0."""
+    """Zero last layer: x = log I0 + g tau (below the soft cap at I = 1), q from q0, C = 0 at tau = 0."""
     problem = build_problem(SEIR, demo_observations(0), n_colloc=64)
     u0 = problem.arrays.u0
     net = make_network(SEIR, NetworkConfig(width=8, depth=1))
-    theta = net.init(jax.random.PRNGKey(0), 2.0)
+    kappa = 30.0
+    theta = net.init(jax.random.PRNGKey(0), 2.0, kappa)
     tau = jnp.linspace(0.0, 1.0, 5)
     v = np.asarray(net.represent(theta, tau, jnp.asarray(u0, jnp.float32)))
     x_expected = -np.log1p(np.exp(-(np.log(u0[2]) + 2.0 * np.asarray(tau))))
     np.testing.assert_allclose(v[:, 0], x_expected, rtol=1e-5)
-    # zero outputs: q = q0 + 2 tau softplus(0), from E0 / I0
-    np.testing.assert_allclose(v[:, 1], u0[1] / u0[2] + 2 * np.log(2) * np.asarray(tau), rtol=1e-5)
-    np.testing.assert_allclose(v[0, 2], 0.0, atol=1e-7)
+    # zero outputs: q = q0 + 2 softplus(0) (1 - exp(-kappa tau)), from E0 / I0
+    ramp = -np.expm1(-kappa * np.asarray(tau))
+    np.testing.assert_allclose(v[:, 1], u0[1] / u0[2] + 2 * np.log(2) * ramp, rtol=1e-5)
+    # C = P K(clock) with K's log level log I0 + g tau and P = S0 + E0 - E what can still enter I; the clock
+    # is tau (e + (1 - e) ramp), e = E0 / (E0 + I0)
+    level = np.log(u0[2]) + 2.0 * np.asarray(tau)
+    early = u0[1] / (u0[1] + u0[2])
+    clock = np.asarray(tau) * (early + (1 - early) * ramp)
+    pool = u0[0] + u0[1] - v[:, 1] * np.exp(v[:, 0])
+    np.testing.assert_allclose(v[:, 2] * np.exp(v[:, 0]), pool * expit(np.log(clock) + level), rtol=1e-5,
+                               atol=1e-12)
     states = np.asarray(net.states(theta, tau, jnp.asarray(u0, jnp.float32)))
     np.testing.assert_allclose(states.sum(axis=1), 1.0, atol=1e-6)  # conservation by construction
     np.testing.assert_allclose(states[0], u0, atol=1e-6)
 
 
-def test_early_growth_rate_is_the_dominant_eigenvalue():
+def test_kappa_is_carried_by_the_network_but_never_trained():
+    net = make_network(SEIR, NetworkConfig(width=8, depth=1))
+    theta = net.init(jax.random.PRNGKey(1), 2.0, 30.0)
+    u0 = jnp.asarray([0.99, 0.0, 0.01, 0.0])
+    grad = jax.grad(lambda th: jnp.sum(net.represent(th, jnp.linspace(0.0, 1.0, 7), u0) ** 2))(theta)
+    assert grad[-1] == 0.0 and grad[-2] != 0.0  # kappa frozen, the growth offset g trained
+
+
+@settings(max_examples=200, deadline=None)
+@given(tau=st.floats(0.0, 1.0), level=st.floats(-40.0, 60.0), x=st.floats(-40.0, 0.0))
+def test_cumulative_times_i_is_the_capped_level_and_smooth_at_the_start(tau, level, x):
+    """cumulative_over_i(s, l, x) e^x = s e^l / (1 + s e^l), in [0, 1), and its derivative is finite
+    everywhere, e^(l - x) at s = 0 (the representation is differentiated there: a collocation point
+    sits at tau = 0)."""
+    with jax.enable_x64(True):
+        f = lambda t: cumulative_over_i(t, jnp.asarray([level]), jnp.asarray([x]))
+        c, dc = jax.jvp(f, (jnp.asarray([tau]),), (jnp.ones(1),))
+    K = float(c[0]) * np.exp(x)
+    expected = expit(np.log(tau) + level) if tau > 0 else 0.0
+    assert K == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    assert 0.0 <= K <= 1.0 + 1e-12
+    assert np.isfinite(float(dc[0]))
+    if tau == 0.0:
+        assert float(dc[0]) == pytest.approx(np.exp(level - x), rel=1e-12)
+
+
+def test_early_dynamics_are_the_eigenvalues_of_the_linearised_infected_compartments():
     beta, sigma, gamma = RATES["seir"]
     u0 = np.array([1 - 1e-6, 0.0, 1e-6, 0.0])
-    expected = 0.5 * (-(sigma + gamma) + np.sqrt((sigma - gamma) ** 2 + 4 * sigma * beta * u0[0]))
-    assert early_growth_rate(SEIR, RATES["seir"], u0) == pytest.approx(expected, rel=1e-9)
-    assert early_growth_rate(SIR, RATES["sir"], np.array([0.9, 0.1, 0.0])) == pytest.approx(0.5 * 0.9 - 0.2)
+    root = np.sqrt((sigma - gamma) ** 2 + 4 * sigma * beta * u0[0])
+    early = early_dynamics(SEIR, RATES["seir"], u0)
+    assert early.growth == pytest.approx(0.5 * (-(sigma + gamma) + root), rel=1e-9)
+    assert early.relaxation == pytest.approx(root, rel=1e-9)  # the gap between the two eigenvalues
+    sir = early_dynamics(SIR, RATES["sir"], np.array([0.9, 0.1, 0.0]))
+    assert sir.growth == pytest.approx(0.5 * 0.9 - 0.2) and sir.relaxation == 0.0
 
 
 def test_a_zero_infectious_start_is_refused_with_the_option_to_use():

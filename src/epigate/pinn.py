@@ -57,7 +57,6 @@ RATE_FLOOR = 1e-8  # the closed-form rates are floored here (per time unit): a r
 COUNT_FLOOR = 1e-3  # people: the predicted mean of a count likelihood is floored here
 LOG_I_SCALE = 5.0  # x = log I changes by O(5) per unit of network output over the horizon
 RATIO_SCALE = 2.0  # q's log-multiplier and additive term scale
-CUMULATIVE_SCALE = 3.0  # c = tau exp(3 z): c spans e^-3 .. e^3 per horizon for |z| <= 1
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,7 @@ class ProblemArrays(NamedTuple):
     count_scale: np.ndarray  # (k,) people per unit of y (N * scale), for count likelihoods
     dispersion: np.ndarray  # () negative-binomial dispersion k
     growth_guess: np.ndarray  # () T x the early growth rate at rates_guess (the initial offset g)
+    relaxation_guess: np.ndarray  # () T x the rate at which E/I settles at rates_guess (the network's kappa)
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,15 @@ class Problem:
     batched: bool = False
 
 
-def early_growth_rate(model: CompartmentalModel, rates: np.ndarray, u0: np.ndarray) -> float:
-    """Exponential growth rate (per time unit) of the infected compartments at the start: the
-    largest eigenvalue of the model linearised in E .. I with S held at S(0)."""
+class EarlyDynamics(NamedTuple):
+    """The model linearised in E .. I with S held at S(0), per time unit."""
+
+    growth: float  # the exponential growth rate: the largest eigenvalue
+    relaxation: float  # how fast E/I settles onto the growth mode: the gap to the next eigenvalue (0 for SIR)
+
+
+def early_dynamics(model: CompartmentalModel, rates: np.ndarray, u0: np.ndarray) -> EarlyDynamics:
+    """Growth and relaxation rates (per time unit) of the infected compartments at the start."""
     infected = list(range(1, model.state_index(model.infectious) + 1))
     f0 = np.array(model.rhs(u0, rates))
     # the infected rows are linear in the infected states while S is held fixed: differences are exact
@@ -143,7 +149,8 @@ def early_growth_rate(model: CompartmentalModel, rates: np.ndarray, u0: np.ndarr
         u = u0.copy()
         u[i] += 1.0
         jac[:, j] = (np.array(model.rhs(u, rates)) - f0)[infected]
-    return float(np.max(np.linalg.eigvals(jac).real))
+    eigen = np.sort(np.linalg.eigvals(jac).real)[::-1]
+    return EarlyDynamics(float(eigen[0]), float(eigen[0] - eigen[1]) if len(eigen) > 1 else 0.0)
 
 
 def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Assumptions = Assumptions(),
@@ -164,6 +171,7 @@ def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Ass
     rates_guess = np.array([fixed.get(k, model.guess[k]) for k in model.params], dtype=np.float64)
     rho_vals = [assumptions.reporting.get(ch, 1.0) for ch in obs.channels]
     f64 = lambda a: np.asarray(a, dtype=np.float64)
+    early = early_dynamics(model, rates_guess, u0)
     arrays = ProblemArrays(
         tau_obs=f64(obs.t / T),
         tau_start=f64(t_start / T),
@@ -177,7 +185,8 @@ def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Ass
         log_rho_fixed=f64([0.0 if r is None else np.log(r) for r in rho_vals]),
         count_scale=f64(obs.population * scale),
         dispersion=f64(assumptions.dispersion),
-        growth_guess=f64(T * early_growth_rate(model, rates_guess, u0)),
+        growth_guess=f64(T * early.growth),
+        relaxation_guess=f64(T * early.relaxation),
     )
     spec = ProblemSpec(
         model=model,
@@ -243,7 +252,7 @@ class Layout:
 class Network(NamedTuple):
     """A network as a flat weight vector plus how to call it."""
 
-    init: Callable[[jax.Array, jax.Array], jax.Array]  # (key, growth offset g) -> theta (P,)
+    init: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (key, growth offset g, kappa) -> theta (P,)
     represent: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (theta, tau (c,), u0 (s,)) -> v (c, n_vars)
     layout: Layout
 
@@ -262,15 +271,40 @@ def input_features(tau):
     return jnp.stack([2.0 * tau - 1.0, 2.0 * log_time - 1.0], axis=1)
 
 
+def cumulative_over_i(clock, log_level, x):
+    """(c,) a cumulative quantity K divided by I: K = s e^l / (1 + s e^l) for the clock s (>= 0, s = 0 at
+    t = 0) and the log level l, so 0 <= K < 1 and K(0) = 0; returned as K e^-x.
+
+    K is represented by its own logarithm, not as a ratio to I: after the peak K levels off while
+    I decays over many orders of magnitude, and a ratio would make the network cancel two outputs
+    that each change by e^30 (on a 300-day horizon) to keep S = 1 - K - ... right to 1e-4.
+    """
+    positive = clock > 0
+    log_clock = jnp.log(jnp.where(positive, clock, 1.0))  # clock = 0 gives K = 0 through the factor clock
+    saturation = jnp.where(positive, jax.nn.softplus(log_level + log_clock), 0.0)  # log(1 + s e^l)
+    return clock * jnp.exp(log_level - saturation - x)
+
+
 def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
     """The MLP tau -> representation of the module docstring. Outputs z (one per variable, and
     two per q):
 
-        x(tau)   = -softplus(-(log I0 + tau (g + 5 z_x)))        (x <= 0; g a trainable offset)
-        q_j(tau) = q_j(0) exp(2 tau z_a) + 2 tau softplus(z_b)     (q >= 0, from its initial value)
-        c(tau)   = tau exp(3 z_c),   d_j(tau) = tau exp(3 z_d)      (>= 0, zero at t = 0)
+        x(tau)   = -softplus(-(log I0 + tau (g + 5 z_x)))             (x <= 0; g a trainable offset)
+        q_j(tau) = q_j(0) exp(2 tau z_a) + 2 ramp(tau) softplus(z_b)    (q >= 0, from its initial value)
+        c(tau)   = P K(tau w(tau); l_c) / I,   d_j(tau) = K(tau; l_d) / I,   l = log I0 + tau g + 5 z
+                                                          (>= 0, zero at t = 0; K: :func:`cumulative_over_i`)
 
-    The last layer starts at zero, so a new network is pure exponential growth at rate g / T.
+    with P = S(0) + sum_j E_j(0) - sum_j E_j(tau), what can still enter I: C <= P, so S = P (1 - K) >= 0
+    while the E_j are below S(0) + sum_j E_j(0) (always, in practice). ``ramp = 1 - exp(-kappa tau)``
+    is the settling of E/I onto the growth mode (kappa: T x the relaxation rate at the guess rates,
+    :func:`early_dynamics`, a few days whatever the horizon): without it the network has to output
+    ~T beta at tau = 0 and O(1) a few days later when E(0) = 0. The same delay is in C's clock,
+    ``w = e + (1 - e) ramp`` with e = E(0) / (E(0) + I(0)): with E(0) = 0 nothing enters I at first,
+    C grows as t^2, and log(C / tau) would have to fall to -infinity at t = 0.
+
+    ``theta`` is (MLP weights, g, kappa); kappa is a constant the network carries (its gradient is
+    stopped), so that a trained network is self-contained. The last layer starts at zero, so a new
+    network is pure exponential growth at rate g / T.
     """
     layout = Layout.of(model)
     nb, na = len(layout.before), len(layout.after)
@@ -286,22 +320,30 @@ def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
     params0, static = eqx.partition(build(jax.random.PRNGKey(0)), eqx.is_array)
     _, unravel = ravel_pytree(params0)
 
-    def init(key, growth):
+    def init(key, growth, kappa):
         weights = ravel_pytree(eqx.partition(build(key), eqx.is_array)[0])[0]
-        return jnp.concatenate([weights, jnp.reshape(growth, (1,)).astype(weights.dtype)])
+        extra = jnp.stack([jnp.asarray(growth), jnp.asarray(kappa)]).astype(weights.dtype)
+        return jnp.concatenate([weights, extra])
 
     def represent(theta, tau, u0):
-        mlp = eqx.combine(unravel(theta[:-1]), static)
+        mlp = eqx.combine(unravel(theta[:-2]), static)
+        growth, kappa = theta[-2], jax.lax.stop_gradient(theta[-1])
         z = jax.vmap(mlp)(input_features(tau))  # (c, n_out)
         log_i0 = jnp.log(u0[layout.infectious])
-        x = -jax.nn.softplus(-(log_i0 + tau * (theta[-1] + LOG_I_SCALE * z[:, 0])))
+        x = -jax.nn.softplus(-(log_i0 + tau * (growth + LOG_I_SCALE * z[:, 0])))
+        ramp = -jnp.expm1(-kappa * tau)
         cols = [x]
         for j, i in enumerate(layout.before):
             q0 = u0[i] / u0[layout.infectious]
             za, zb = z[:, 1 + 2 * j], z[:, 2 + 2 * j]
-            cols.append(q0 * jnp.exp(RATIO_SCALE * tau * za) + RATIO_SCALE * tau * jax.nn.softplus(zb))
-        for j in range(1 + na):  # c, then each d_j
-            cols.append(tau * jnp.exp(CUMULATIVE_SCALE * z[:, 1 + 2 * nb + j]))
+            cols.append(q0 * jnp.exp(RATIO_SCALE * tau * za) + RATIO_SCALE * ramp * jax.nn.softplus(zb))
+        exposed0 = sum(u0[i] for i in layout.before)
+        pool = u0[0] + exposed0 - sum(cols[1:]) * jnp.exp(x)
+        early = exposed0 / (exposed0 + u0[layout.infectious]) if layout.before else 1.0
+        clock = tau * (early + (1.0 - early) * ramp)
+        levels = [log_i0 + tau * growth + LOG_I_SCALE * z[:, 1 + 2 * nb + j] for j in range(1 + na)]
+        cols.append(pool * cumulative_over_i(clock, levels[0], x))
+        cols += [cumulative_over_i(tau, level, x) for level in levels[1:]]  # each d_j
         return jnp.stack(cols, axis=1)
 
     return Network(init=init, represent=represent, layout=layout)
