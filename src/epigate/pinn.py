@@ -14,7 +14,8 @@ cumulative entries into I since t = 0):
 and every compartment follows from them: I = e^x, E_j = q_j I, D_j = D_j(0) + d_j I,
 R = R(0) + C - (I - I(0)) - sum_j (D_j - D_j(0)), S = 1 - the rest. Conservation holds exactly;
 the output layer (:func:`make_network`) builds the initial condition in and keeps x <= 0 and
-q, c, d >= 0, so I, E and D are positive; S and R are positive whenever the residual is small.
+q, c, d >= 0 and C below what can still enter I, so I, E, D and S are non-negative; R is whenever the
+residual is small.
 
 Losses, in scaled units so that both start O(1):
 
