@@ -189,4 +189,6 @@ def test_members_side_by_side_give_what_one_after_another_gives(monkeypatch):
     assert not np.allclose(one_by_one.log_rates[0], one_by_one.log_rates[1])  # two different members
     np.testing.assert_allclose(side_by_side.refined.log_rates, one_by_one.refined.log_rates, rtol=1e-9)
     assert not np.allclose(one_by_one.log_rates, one_by_one.refined.log_rates)  # the outer phase moved them
-    np.testing.assert_allclose(side_by_side.log_rates, one_by_one.log_rates, rtol=1e-9)
+    # the outer step solves with J_theta J_theta^T (condition number ~1e10), which amplifies the rounding
+    # difference further: 9e-8 relative after these 2 steps (measured, release 0.2.3's network)
+    np.testing.assert_allclose(side_by_side.log_rates, one_by_one.log_rates, rtol=1e-6)
