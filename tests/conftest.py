@@ -16,3 +16,14 @@ def shared_data() -> Path:
         pytest.fail(f"the shared data folder {SHARED_DATA} is missing: this test needs the real outbreak series "
                     "in ../shared/data beside the project")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Forget every compiled program after each test module. One process compiles hundreds of
+    programs over the suite; kept, their machine code accumulates until XLA's CPU backend crashes
+    (a segmentation fault in the last training test, release 0.2.3, that the module alone passes)."""
+    yield
+    from epigate.train import clear_compiled
+
+    clear_compiled()

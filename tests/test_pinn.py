@@ -101,8 +101,8 @@ def test_a_new_network_is_exponential_growth_from_the_initial_state():
     early = u0[1] / (u0[1] + u0[2])
     clock = np.asarray(tau) * (early + (1 - early) * ramp)
     pool = u0[0] + u0[1] - v[:, 1] * np.exp(v[:, 0])
-    np.testing.assert_allclose(v[:, 2] * np.exp(v[:, 0]), pool * expit(np.log(clock) + level), rtol=1e-5,
-                               atol=1e-12)
+    capped = clock * np.exp(level) / (1.0 + clock * np.exp(level))
+    np.testing.assert_allclose(v[:, 2] * np.exp(v[:, 0]), pool * capped, rtol=1e-5, atol=1e-12)
     states = np.asarray(net.states(theta, tau, jnp.asarray(u0, jnp.float32)))
     np.testing.assert_allclose(states.sum(axis=1), 1.0, atol=1e-6)  # conservation by construction
     np.testing.assert_allclose(states[0], u0, atol=1e-6)
