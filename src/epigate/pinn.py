@@ -108,7 +108,7 @@ class ProblemArrays(NamedTuple):
     log_rho_fixed: np.ndarray  # (k,) log of fixed reporting fractions (ignored where free)
     count_scale: np.ndarray  # (k,) people per unit of y (N * scale), for count likelihoods
     dispersion: np.ndarray  # () negative-binomial dispersion k
-    growth_guess: np.ndarray  # () T x the early growth rate at rates_guess (the initial offset g)
+    growth_guess: np.ndarray  # () the initial offset g: T x the early growth rate at rates_guess, at most -0.8 log I(0)
     relaxation_guess: np.ndarray  # () T x the rate at which E/I settles at rates_guess (the network's kappa)
 
 
@@ -186,7 +186,8 @@ def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Ass
         log_rho_fixed=f64([0.0 if r is None else np.log(r) for r in rho_vals]),
         count_scale=f64(obs.population * scale),
         dispersion=f64(assumptions.dispersion),
-        growth_guess=f64(T * early.growth),
+        # start growing at the guess rates' early rate, but not past I = 1 by the end of the data
+        growth_guess=f64(min(T * early.growth, -0.8 * np.log(u0[model.state_index(infectious)]))),
         relaxation_guess=f64(T * early.relaxation),
     )
     spec = ProblemSpec(

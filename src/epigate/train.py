@@ -221,9 +221,7 @@ class _Steps:
         self.jacobian = jacobian
 
     def init(self, key, a: ProblemArrays):
-        log_i0 = jnp.log(a.u0[self.network.layout.infectious])
-        # start growing at the guess rates' early rate, but not past I = 1 by the end of the data
-        theta = self.network.init(key, jnp.minimum(a.growth_guess, -0.8 * log_i0), a.relaxation_guess)
+        theta = self.network.init(key, a.growth_guess, a.relaxation_guess)
         phi = initial_phi(self.spec, a)
         return _PretrainState(theta, self.pretrain_opt.init(theta)), phi
 
