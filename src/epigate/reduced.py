@@ -11,11 +11,15 @@ variables and the network only solves the ODE at fixed z. One outer step:
    ``dtheta = -J_theta^+ (r + J_z dz)`` (``J_theta^+ = J_theta^T (J_theta J_theta^T)^-1``), so the
    predictions move by ``M dz + d0`` with ``M = dmu/dz - dmu/dtheta J_theta^+ J_z`` and
    ``d0 = -dmu/dtheta J_theta^+ r`` (what removing the remaining residual would change).
+   That linearisation in the weights holds only for small residuals (on 300-day horizons, for about
+   1 % of a step), so d0 enters weighted by its fidelity: the share of the d0 predicted at the last
+   step that the re-solve delivered (1 at the first step; 0 where the re-solve moved the
+   predictions against it).
 2. A Newton step of the data misfit (the likelihood's own, per-point second derivative: Gauss-Newton
    for the squared error) on that linear model gives dz. The re-solve lags along the valley, so
    successive steps shrink geometrically; each step is stretched by 1 / (1 - rho), rho the
-   projection of this step on the previous one (at most ``MAX_CONTRACTION``), and capped in every
-   coordinate (``MAX_LOG_STEP`` at most).
+   projection of this step on the previous one (at most ``MAX_CONTRACTION``), then shortened (its
+   direction kept) so that no coordinate moves by more than the cap (``MAX_LOG_STEP`` at most).
 3. Re-solve: L-BFGS on the physics alone at the new z, from the current weights.
 4. Trust: if the residual left after the re-solve grew by more than ``RESIDUAL_GROWTH``, the network
    is falling behind the steps, and the Newton steps it computes next cannot be trusted as far: the
@@ -59,6 +63,7 @@ class OuterState(NamedTuple):
     previous: jax.Array  # (z,) the previous log step (for the stretch; zero: no stretch)
     cap: jax.Array  # () the largest log step allowed now
     residual: jax.Array  # () mean squared physics residual after the last re-solve
+    fidelity: jax.Array  # () the weight of the shift d0 in the next step, in [0, 1]
     done: jax.Array  # () bool: converged or stopped
 
 
@@ -123,8 +128,9 @@ class OuterSolver:
         residual, pred = self._parts(theta, phi, a)
         return self._misfit(pred, a), jnp.sum(residual ** 2)
 
-    def newton_step(self, theta, phi, a: ProblemArrays):
-        """The outer log step dz (z,) before stretching (zero where not estimated)."""
+    def newton_step(self, theta, phi, a: ProblemArrays, fidelity):
+        """The outer log step dz (z,) before stretching (zero where not estimated), the sensitivity
+        M (n, z), the shift d0 (n,), the predictions (n,) and the per-point curvature (n,)."""
         flat, unravel = ravel_pytree(phi)
         residual, pred = self._parts(theta, phi, a)
         j_theta = self._jacobians_in_theta(theta, phi, a)  # ((m, P), (n, P))
@@ -139,10 +145,10 @@ class OuterSolver:
         grad = jax.grad(self._misfit)(pred, a)
         curvature = jax.jvp(lambda x: jax.grad(self._misfit)(x, a), (pred,), (jnp.ones_like(pred),))[1]
         curvature = jnp.maximum(curvature, 0.0)  # per point: the misfit is a sum over points
-        g = sensitivity.T @ (grad + curvature * shift)
+        g = sensitivity.T @ (grad + curvature * fidelity * shift)
         H = sensitivity.T @ (curvature[:, None] * sensitivity)
         damp = DAMPING * jnp.diag(H) + 1e-30 + (1.0 - free)  # unit diagonal where not estimated: dz = 0 there
-        return -jnp.linalg.solve(H + jnp.diag(damp), g) * free
+        return -jnp.linalg.solve(H + jnp.diag(damp), g) * free, sensitivity, shift, pred, curvature
 
     def resolve(self, theta, phi, a: ProblemArrays):
         """L-BFGS on mean(r^2) at fixed phi from ``theta``; non-finite steps are refused."""
@@ -164,19 +170,28 @@ class OuterSolver:
     def outer_step(self, s: OuterState, a: ProblemArrays) -> tuple[OuterState, OuterRecord]:
         def move(s: OuterState) -> OuterState:
             flat, unravel = ravel_pytree(s.phi)
-            dz = self.newton_step(s.theta, s.phi, a)
+            dz, sensitivity, shift, pred, curvature = self.newton_step(s.theta, s.phi, a, s.fidelity)
             overlap = jnp.dot(dz, s.previous) / jnp.maximum(jnp.dot(s.previous, s.previous), 1e-300)
             stretched = dz / (1.0 - jnp.clip(overlap, 0.0, MAX_CONTRACTION))
-            phi = unravel(flat + jnp.clip(stretched, -s.cap, s.cap))
+            # shortened as a whole, not clipped per coordinate: clipping turns a step along the
+            # valley into one across it (beta and gamma both moved by the cap, keeping R0)
+            longest = jnp.maximum(jnp.max(jnp.abs(stretched)), 1e-300)
+            step = stretched * jnp.minimum(1.0, s.cap / longest)
+            phi = unravel(flat + step)
             theta = self.resolve(s.theta, phi, a)
-            residual = self.losses(theta, phi, a)[1]
+            rows, moved = self._parts(theta, phi, a)
+            residual = jnp.sum(rows ** 2)
+            # how much of the predicted shift the re-solve delivered (curvature-weighted)
+            unexplained = moved - pred - sensitivity @ step
+            fidelity = jnp.clip(jnp.sum(curvature * unexplained * shift) /
+                                jnp.maximum(jnp.sum(curvature * shift ** 2), 1e-300), 0.0, 1.0)
             ok = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(ravel_pytree(phi)[0]))
             ok = ok & jnp.all(jnp.isfinite(dz)) & jnp.isfinite(residual)
             small = jnp.max(jnp.abs(dz)) < STEP_TOL
             behind = residual > RESIDUAL_GROWTH * s.residual
             cap = jnp.where(behind, 0.5 * s.cap, jnp.minimum(2.0 * s.cap, MAX_LOG_STEP))
             new = s._replace(theta=theta, phi=phi, previous=jnp.where(behind, 0.0, dz), cap=cap,
-                             residual=residual, done=~ok | small)
+                             residual=residual, fidelity=fidelity, done=~ok | small)
             return jax.tree.map(lambda u, v: jnp.where(ok, u, v), new, s._replace(done=jnp.ones((), bool)))
 
         s = jax.lax.cond(s.done, lambda s: s, move, s)
@@ -193,4 +208,5 @@ class OuterSolver:
         flat = ravel_pytree(phi)[0]
         residual = self.losses(theta, phi, a)[1]
         finite = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(flat)) & jnp.isfinite(residual)
-        return OuterState(theta, phi, jnp.zeros_like(flat), jnp.asarray(MAX_LOG_STEP, flat.dtype), residual, ~finite)
+        return OuterState(theta, phi, jnp.zeros_like(flat), jnp.asarray(MAX_LOG_STEP, flat.dtype), residual,
+                          jnp.ones((), flat.dtype), ~finite)
