@@ -219,19 +219,20 @@ def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, as
               t_start: float) -> FitResult:
     """The classical reference, the ODE checks of every member, and the networks on a fine grid.
 
-    Where the outer phase ran, each member reports its outer point unless the ODE with the
-    refinement's estimates explains the data better (the outer phase is a local method: from far
-    off, e.g. the gamma -> 0 basin of long horizons, it can wander; the choice is by the same misfit
-    the convergence check uses)."""
+    Where the outer phase ran, each member reports the point of its path (the refinement's, or the
+    one after an outer step) whose estimates the ODE explains best, the latest among equals. The
+    outer phase is a local method whose re-solves leave an error: its steps wander around the
+    optimum, and from far off (the gamma -> 0 basin of long horizons) it can wander away; the
+    choice is by the same misfit the convergence check uses."""
     classical = classical or classical_fit(model, obs, assumptions)
     objective = OdeObjective(model, obs, assumptions)
-    ode_loss = _ode_losses(model, obs, assumptions, objective, result.log_rates, result.log_rho, result.log_u0)
     if cfg.outer_steps:
-        refined = result.refined
-        before = _ode_losses(model, obs, assumptions, objective, refined.log_rates, refined.log_rho, refined.log_u0)
-        worse = np.isfinite(before) & ~(ode_loss <= before)
-        result = result.keep_refined(worse)
-        ode_loss = np.where(worse, before, ode_loss)
+        points = result.points()
+        losses = np.stack([_ode_losses(model, obs, assumptions, objective, *(x[:, j] for x in points[:3]))
+                           for j in range(points.theta.shape[1])], axis=1)  # (K, S + 1)
+        latest_best = losses.shape[1] - 1 - np.argmin(np.where(np.isfinite(losses), losses, np.inf)[:, ::-1], axis=1)
+        result = result.choose(latest_best)
+    ode_loss = _ode_losses(model, obs, assumptions, objective, result.log_rates, result.log_rho, result.log_u0)
     rates, rho = np.exp(result.log_rates), np.exp(result.log_rho)
     u0s = member_initial_states(model, obs, result.log_u0, assumptions.estimate_initial)
     polished = _polish(model, obs, assumptions, rates) if polish else None

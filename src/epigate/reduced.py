@@ -63,16 +63,33 @@ class OuterState(NamedTuple):
     previous: jax.Array  # (z,) the previous log step (for the stretch; zero: no stretch)
     cap: jax.Array  # () the largest log step allowed now
     residual: jax.Array  # () mean squared physics residual after the last re-solve
-    fidelity: jax.Array  # () the weight of the shift d0 in the next step, in [0, 1]
+    expected: jax.Array  # (n,) the predictions the last step's linear model expected after the re-solve, d0 left out
+    shift: jax.Array  # (n,) the last step's d0
+    measured: jax.Array  # () bool: expected and shift hold a step (false before the first)
+    fidelity: jax.Array  # () the weight d0 had in the last step
     done: jax.Array  # () bool: converged or stopped
 
 
 class OuterRecord(NamedTuple):
-    """After each outer step: the network's data loss and mean squared residual, and the log rates."""
+    """After each outer step: the network's data loss and mean squared residual, the weight d0 had
+    in the step, and the point reached (estimates and weights)."""
 
     loss_data: jax.Array
     loss_phys: jax.Array
-    log_rates: jax.Array
+    fidelity: jax.Array
+    log_rates: jax.Array  # (p,) fixed rates at their values
+    phi: tuple  # the estimates reached, as in training
+    theta: jax.Array  # (P,) the weights reached
+
+
+class LinearModel(NamedTuple):
+    """The outer step's linear model of the predictions (n,) in the estimated numbers (z,)."""
+
+    pred: jax.Array  # (n,) the network's predictions now
+    sensitivity: jax.Array  # (n, z) M
+    shift: jax.Array  # (n,) d0
+    grad: jax.Array  # (n,) the data misfit's gradient in the predictions
+    curvature: jax.Array  # (n,) its per-point second derivative (>= 0)
 
 
 def free_mask(spec: ProblemSpec) -> np.ndarray:
@@ -128,9 +145,7 @@ class OuterSolver:
         residual, pred = self._parts(theta, phi, a)
         return self._misfit(pred, a), jnp.sum(residual ** 2)
 
-    def newton_step(self, theta, phi, a: ProblemArrays, fidelity):
-        """The outer log step dz (z,) before stretching (zero where not estimated), the sensitivity
-        M (n, z), the shift d0 (n,), the predictions (n,) and the per-point curvature (n,)."""
+    def linearise(self, theta, phi, a: ProblemArrays) -> LinearModel:
         flat, unravel = ravel_pytree(phi)
         residual, pred = self._parts(theta, phi, a)
         j_theta = self._jacobians_in_theta(theta, phi, a)  # ((m, P), (n, P))
@@ -145,10 +160,27 @@ class OuterSolver:
         grad = jax.grad(self._misfit)(pred, a)
         curvature = jax.jvp(lambda x: jax.grad(self._misfit)(x, a), (pred,), (jnp.ones_like(pred),))[1]
         curvature = jnp.maximum(curvature, 0.0)  # per point: the misfit is a sum over points
-        g = sensitivity.T @ (grad + curvature * fidelity * shift)
-        H = sensitivity.T @ (curvature[:, None] * sensitivity)
+        return LinearModel(pred, sensitivity, shift, grad, curvature)
+
+    def newton_step(self, lm: LinearModel, fidelity):
+        """The outer log step dz (z,) before stretching (zero where not estimated), d0 weighted by
+        ``fidelity``."""
+        free = jnp.asarray(self.free, lm.pred.dtype)
+        g = lm.sensitivity.T @ (lm.grad + lm.curvature * fidelity * lm.shift)
+        H = lm.sensitivity.T @ (lm.curvature[:, None] * lm.sensitivity)
         damp = DAMPING * jnp.diag(H) + 1e-30 + (1.0 - free)  # unit diagonal where not estimated: dz = 0 there
-        return -jnp.linalg.solve(H + jnp.diag(damp), g) * free, sensitivity, shift, pred, curvature
+        return -jnp.linalg.solve(H + jnp.diag(damp), g) * free
+
+    @staticmethod
+    def fidelity(lm: LinearModel, s: "OuterState"):
+        """How far d0 can be trusted, in [0, 1]: the share alpha of the change of d0 that makes the
+        corrected predictions (network + alpha d0) move as the last step's linear model said. The
+        re-solve's persistent error shows in both the predictions and d0 and cancels; where the
+        linearisation behind d0 fails, d0 changes at random and alpha goes to 0. 1 before a step."""
+        surprise = lm.pred - s.expected
+        change = lm.shift - s.shift
+        alpha = -jnp.sum(lm.curvature * surprise * change) / jnp.maximum(jnp.sum(lm.curvature * change ** 2), 1e-300)
+        return jnp.where(s.measured, jnp.clip(alpha, 0.0, 1.0), 1.0)
 
     def resolve(self, theta, phi, a: ProblemArrays):
         """L-BFGS on mean(r^2) at fixed phi from ``theta``; non-finite steps are refused."""
@@ -170,7 +202,9 @@ class OuterSolver:
     def outer_step(self, s: OuterState, a: ProblemArrays) -> tuple[OuterState, OuterRecord]:
         def move(s: OuterState) -> OuterState:
             flat, unravel = ravel_pytree(s.phi)
-            dz, sensitivity, shift, pred, curvature = self.newton_step(s.theta, s.phi, a, s.fidelity)
+            lm = self.linearise(s.theta, s.phi, a)
+            fidelity = self.fidelity(lm, s)
+            dz = self.newton_step(lm, fidelity)
             overlap = jnp.dot(dz, s.previous) / jnp.maximum(jnp.dot(s.previous, s.previous), 1e-300)
             stretched = dz / (1.0 - jnp.clip(overlap, 0.0, MAX_CONTRACTION))
             # shortened as a whole, not clipped per coordinate: clipping turns a step along the
@@ -179,25 +213,21 @@ class OuterSolver:
             step = stretched * jnp.minimum(1.0, s.cap / longest)
             phi = unravel(flat + step)
             theta = self.resolve(s.theta, phi, a)
-            rows, moved = self._parts(theta, phi, a)
-            residual = jnp.sum(rows ** 2)
-            # how much of the predicted shift the re-solve delivered (curvature-weighted)
-            unexplained = moved - pred - sensitivity @ step
-            fidelity = jnp.clip(jnp.sum(curvature * unexplained * shift) /
-                                jnp.maximum(jnp.sum(curvature * shift ** 2), 1e-300), 0.0, 1.0)
+            residual = self.losses(theta, phi, a)[1]
             ok = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(ravel_pytree(phi)[0]))
             ok = ok & jnp.all(jnp.isfinite(dz)) & jnp.isfinite(residual)
             small = jnp.max(jnp.abs(dz)) < STEP_TOL
             behind = residual > RESIDUAL_GROWTH * s.residual
             cap = jnp.where(behind, 0.5 * s.cap, jnp.minimum(2.0 * s.cap, MAX_LOG_STEP))
             new = s._replace(theta=theta, phi=phi, previous=jnp.where(behind, 0.0, dz), cap=cap,
-                             residual=residual, fidelity=fidelity, done=~ok | small)
+                             residual=residual, expected=lm.pred + lm.sensitivity @ step, shift=lm.shift,
+                             measured=jnp.ones((), bool), fidelity=fidelity, done=~ok | small)
             return jax.tree.map(lambda u, v: jnp.where(ok, u, v), new, s._replace(done=jnp.ones((), bool)))
 
         s = jax.lax.cond(s.done, lambda s: s, move, s)
         log_rates, log_rho, u0 = self._inputs(s.phi, a)  # s.residual is already that of (s.theta, s.phi)
         data = self._misfit(self.predictions(s.theta, log_rho, u0, a).reshape(-1), a)
-        return s, OuterRecord(data, s.residual, log_rates)
+        return s, OuterRecord(data, s.residual, s.fidelity, log_rates, s.phi, s.theta)
 
     def polish(self, theta, phi, a: ProblemArrays):
         """The final re-solve: ``POLISH`` re-solves in a row at the final estimates."""
@@ -208,5 +238,7 @@ class OuterSolver:
         flat = ravel_pytree(phi)[0]
         residual = self.losses(theta, phi, a)[1]
         finite = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(flat)) & jnp.isfinite(residual)
+        n = self._parts(theta, phi, a)[1].shape[0]
+        zeros = jnp.zeros(n, flat.dtype)
         return OuterState(theta, phi, jnp.zeros_like(flat), jnp.asarray(MAX_LOG_STEP, flat.dtype), residual,
-                          jnp.ones((), flat.dtype), ~finite)
+                          zeros, zeros, jnp.zeros((), bool), jnp.ones((), flat.dtype), ~finite)

@@ -100,8 +100,10 @@ class TrainResult:
         log_u0: (K, s) final log initial fractions (known values where not estimated; S unused).
         log_rates_adam: (K, p) log rates at the end of the first-order phase.
         refined: the estimates and weights at the end of the refinement, before the outer phase.
-        outer_kept: (K,) False where the outer phase's point was given up for the refinement's
-            (:meth:`keep_refined`); True where there was no outer phase.
+        outer_path: the estimates and weights after each outer step, axes (K, S, ...) (S = 0
+            without an outer phase); the last step's weights are the final re-solve's.
+        outer_point: (K,) the point reported: 0 the refinement's, j >= 1 after outer step j
+            (:meth:`choose`); S where nothing was chosen.
         theta: (K, P) final network weights; theta_adam: (K, P) at the end of the first phase.
         history: the training records.
         diverged_step: (K,) first recorded step with a non-finite loss, -1 if none.
@@ -113,7 +115,8 @@ class TrainResult:
     log_u0: np.ndarray
     log_rates_adam: np.ndarray
     refined: Estimates
-    outer_kept: np.ndarray
+    outer_path: Estimates
+    outer_point: np.ndarray
     theta: np.ndarray
     theta_adam: np.ndarray
     history: History
@@ -131,21 +134,31 @@ class TrainResult:
     def diverged(self) -> np.ndarray:
         return self.diverged_step >= 0
 
+    @property
+    def outer_kept(self) -> np.ndarray:
+        """(K,) False where the refinement's point is reported instead of the outer phase's (True
+        where there was no outer phase)."""
+        return (self.outer_point > 0) | (self.outer_path.theta.shape[1] == 0)
+
     def member(self, k: int) -> "TrainResult":
         """Member k alone (leading axis 1); timings stay those of the whole batch."""
         pick = lambda x: x[k:k + 1]
         return TrainResult(pick(self.log_rates), pick(self.log_rho), pick(self.log_u0), pick(self.log_rates_adam),
-                           Estimates(*map(pick, self.refined)), pick(self.outer_kept), pick(self.theta),
+                           Estimates(*map(pick, self.refined)), Estimates(*map(pick, self.outer_path)),
+                           pick(self.outer_point), pick(self.theta),
                            pick(self.theta_adam), self.history.member(k), pick(self.diverged_step), self.compile_s,
                            self.adam_s, self.refine_s, self.outer_s)
 
-    def keep_refined(self, members: np.ndarray) -> "TrainResult":
-        """This result with the refinement's estimates and weights for ``members`` ((K,) bool)."""
-        pick = lambda final, refined: np.where(members.reshape((-1,) + (1,) * (final.ndim - 1)), refined, final)
-        final = Estimates(self.log_rates, self.log_rho, self.log_u0, self.theta)
-        chosen = Estimates(*(pick(f, r) for f, r in zip(final, self.refined)))
+    def points(self) -> Estimates:
+        """The refinement's point and the point after each outer step, axes (K, S + 1, ...)."""
+        return Estimates(*(np.concatenate([r[:, None], p], axis=1) for r, p in zip(self.refined, self.outer_path)))
+
+    def choose(self, point: np.ndarray) -> "TrainResult":
+        """This result with member k's estimates and weights at ``point[k]`` of :meth:`points`."""
+        rows = np.arange(len(point))
+        chosen = Estimates(*(x[rows, point] for x in self.points()))
         return replace(self, log_rates=chosen.log_rates, log_rho=chosen.log_rho, log_u0=chosen.log_u0,
-                       theta=chosen.theta, outer_kept=self.outer_kept & ~members)
+                       theta=chosen.theta, outer_point=np.asarray(point))
 
 
 STALL_RTOL = 1e-7  # a refinement block that lowers the objective by less than this has stalled
@@ -522,11 +535,14 @@ def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monito
         monitor.add(Record(rec.loss_data, rec.loss_phys, nan, nan, nan, nan, nan, nan, rec.log_rates), "outer")
         log_rates, log_rho, log_u0 = (np.array(x, dtype=float) for x in phi)
         theta = np.asarray(theta, dtype=result.theta.dtype)
+        path = Estimates(*(np.array(x, dtype=float) for x in rec.phi), np.array(rec.theta, dtype=theta.dtype))
+        path.theta[:, -1] = theta  # the last point is the final one: its network re-solved once more
     diverged = result.diverged
-    for x in (log_rates, log_rho, log_u0):
+    for x in (log_rates, log_rho, log_u0) + tuple(path[:3]):
         x[diverged] = np.nan
-    return replace(result, log_rates=log_rates, log_rho=log_rho, log_u0=log_u0, theta=theta,
-                   history=monitor.history(), outer_s=time.perf_counter() - t0)
+    return replace(result, log_rates=log_rates, log_rho=log_rho, log_u0=log_u0, theta=theta, outer_path=path,
+                   outer_point=np.full(len(theta), cfg.outer_steps), history=monitor.history(),
+                   outer_s=time.perf_counter() - t0)
 
 
 def precision_scope(cfg: TrainConfig):
@@ -592,7 +608,8 @@ def _train(spec: ProblemSpec, arrays: ProblemArrays, batched: bool, cfg: TrainCo
         x[monitor.diverged_step >= 0] = np.nan
     theta = np.asarray(theta)
     return TrainResult(*estimates, log_rates_adam=log_rates_adam, refined=Estimates(*estimates, theta),
-                       outer_kept=np.ones(len(seeds), bool), theta=theta, theta_adam=theta_adam,
+                       outer_path=Estimates(*(x[:, :0] for x in (*estimates, theta))),
+                       outer_point=np.zeros(len(seeds), int), theta=theta, theta_adam=theta_adam,
                        history=monitor.history(),
                        diverged_step=monitor.diverged_step, compile_s=compile_s, adam_s=adam_s, refine_s=refine_s,
                        outer_s=0.0)
