@@ -71,6 +71,22 @@ def test_history_records_every_phase_and_the_weights(tiny_seed_fit):
     assert rec.loss_phys[0, -1] < 1e-3 * rec.loss_phys[0, 0]
 
 
+def test_the_point_reported_is_the_one_of_the_outer_path_the_ode_explains_best(tiny_seed_fit):
+    """fit keeps, of the refinement's point and the point after each outer step, the one whose
+    estimates the exact ODE solution fits best (docs/method.md, "The outer phase")."""
+    r = tiny_seed_fit
+    points = r.train.points()
+    assert points.theta.shape[:2] == (1, SMALL.outer_steps + 1)
+    objective = OdeObjective(SEIR, r.obs, KNOWN)
+    losses = [objective.loss_of(np.exp(points.log_rates[0, j]), np.exp(points.log_rho[0, j]), r.u0[0])
+              for j in range(SMALL.outer_steps + 1)]
+    chosen = r.train.outer_point[0]
+    assert losses[chosen] == pytest.approx(min(losses), rel=1e-12)
+    assert r.ode_loss[0] == pytest.approx(losses[chosen], rel=1e-12)
+    np.testing.assert_array_equal(r.train.theta[0], points.theta[0, chosen])
+    np.testing.assert_allclose(r.rates[0], np.exp(points.log_rates[0, chosen]))
+
+
 def test_refinement_weights_rise_tenfold_every_second_round_up_to_one():
     assert refine_weights(TrainConfig()) == pytest.approx([0.01, 0.01, 0.1, 0.1, 1, 1, 1, 1])
     assert refine_weights(TrainConfig(lam_ref=0.5, refine_rounds=3, refine_steps=300, record_every=50)) == [0.5, 0.5, 1]

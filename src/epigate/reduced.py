@@ -179,7 +179,8 @@ class OuterSolver:
         linearisation behind d0 fails, d0 changes at random and alpha goes to 0. 1 before a step."""
         surprise = lm.pred - s.expected
         change = lm.shift - s.shift
-        alpha = -jnp.sum(lm.curvature * surprise * change) / jnp.maximum(jnp.sum(lm.curvature * change ** 2), 1e-300)
+        spread = jnp.sum(lm.curvature * change ** 2)
+        alpha = -jnp.sum(lm.curvature * surprise * change) / jnp.where(spread > 0, spread, 1.0)
         return jnp.where(s.measured, jnp.clip(alpha, 0.0, 1.0), 1.0)
 
     def resolve(self, theta, phi, a: ProblemArrays):
