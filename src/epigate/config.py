@@ -38,7 +38,8 @@ class TrainConfig:
         record_every: steps between history records (must divide every phase's step count).
         lbfgs_memory: number of past updates L-BFGS keeps for its curvature estimate.
         outer_steps: outer Gauss-Newton steps on the estimated numbers after the refinement, the
-            network re-solving the ODE at each (``reduced.py``; 0 skips the phase).
+            network re-solving the ODE at each (``reduced.py``; 0 skips the phase); ``fit`` reports
+            the point of the path the exact ODE fits best.
         resolve_steps: L-BFGS iterations of each re-solve.
         precision: ``float64`` (JAX's x64 mode for this training only; the default) or
             ``float32`` (the demo trains no faster in it: its L-BFGS line searches take longer).
