@@ -12,9 +12,8 @@ variables and the network only solves the ODE at fixed z. One outer step:
    predictions move by ``M dz + d0`` with ``M = dmu/dz - dmu/dtheta J_theta^+ J_z`` and
    ``d0 = -dmu/dtheta J_theta^+ r`` (what removing the remaining residual would change).
    That linearisation in the weights holds only for small residuals (on 300-day horizons, for about
-   1 % of a step), so d0 enters weighted by its fidelity: the share of the d0 predicted at the last
-   step that the re-solve delivered (1 at the first step; 0 where the re-solve moved the
-   predictions against it).
+   1 % of a step), so d0 enters weighted by its fidelity (:meth:`OuterSolver.fidelity`): how far
+   the corrected predictions (network + fidelity x d0) moved as the last step's linear model said.
 2. A Newton step of the data misfit (the likelihood's own, per-point second derivative: Gauss-Newton
    for the squared error) on that linear model gives dz. The re-solve lags along the valley, so
    successive steps shrink geometrically; each step is stretched by 1 / (1 - rho), rho the
@@ -28,9 +27,10 @@ variables and the network only solves the ODE at fixed z. One outer step:
 Stops (for a member) once no coordinate moves by more than ``STEP_TOL``, or a step produces a
 non-finite value (the last good point is kept); then a longer re-solve (``POLISH`` times the
 re-solve) at the final estimates, so that the network handed back solves the ODE there. The
-re-solves lag along the valley, so no loss of the network tells reliably whether the phase
-improved on its start: ``fit`` compares the two by the ODE's misfit (``FitResult``). Runs in float64 whatever the training precision:
-``J_theta J_theta^T`` is too ill-conditioned for float32.
+re-solves leave an error, so the steps wander around the optimum and no loss of the network tells
+reliably whether a step improved on the last: every point of the path is recorded
+(:class:`OuterRecord`) and ``fit`` reports the one the exact ODE fits best. Runs in float64
+whatever the training precision: ``J_theta J_theta^T`` is too ill-conditioned for float32.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class OuterState(NamedTuple):
     previous: jax.Array  # (z,) the previous log step (for the stretch; zero: no stretch)
     cap: jax.Array  # () the largest log step allowed now
     residual: jax.Array  # () mean squared physics residual after the last re-solve
-    expected: jax.Array  # (n,) the predictions the last step's linear model expected after the re-solve, d0 left out
+    expected: jax.Array  # (n,) the predictions the last step's linear model expected, d0 left out
     shift: jax.Array  # (n,) the last step's d0
     measured: jax.Array  # () bool: expected and shift hold a step (false before the first)
     fidelity: jax.Array  # () the weight d0 had in the last step
@@ -146,6 +146,7 @@ class OuterSolver:
         return self._misfit(pred, a), jnp.sum(residual ** 2)
 
     def linearise(self, theta, phi, a: ProblemArrays) -> LinearModel:
+        """The linear model of the predictions at the current point (step 1 above)."""
         flat, unravel = ravel_pytree(phi)
         residual, pred = self._parts(theta, phi, a)
         j_theta = self._jacobians_in_theta(theta, phi, a)  # ((m, P), (n, P))
