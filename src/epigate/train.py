@@ -508,14 +508,15 @@ def train(problem: Problem, cfg: TrainConfig, seeds, *, progress: ProgressFn | N
 @functools.lru_cache(maxsize=64)
 def _outer_program(spec: ProblemSpec, network: NetworkConfig, outer_steps: int, resolve_steps: int,
                    batched: bool, parallel: bool) -> Callable:
-    """``(theta (K, P), phi, arrays) -> ((theta, phi) at the end, OuterRecord (K, outer_steps))``;
-    members side by side or one after another (:func:`members_in_parallel`)."""
+    """``(theta (K, P), phi, arrays) -> (theta after the final re-solve, OuterRecord (K, outer_steps))``
+    (the records hold the estimates after every step); members side by side or one after another
+    (:func:`members_in_parallel`)."""
     solver = reduced.OuterSolver(spec, make_network(spec.model, network), resolve_steps)
 
     def run(theta, phi, a):
         state = solver.init(theta, phi, a)
         state, records = jax.lax.scan(lambda s, _: solver.outer_step(s, a), state, None, length=outer_steps)
-        return (solver.polish(state.theta, state.phi, a), state.phi), records
+        return solver.polish(state.theta, state.phi, a), records
 
     return jax.jit(_over_members(run, (0, 0, 0 if batched else None), parallel))
 
@@ -530,19 +531,15 @@ def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monito
         phi = tuple(f64(x) for x in (result.log_rates, result.log_rho, result.log_u0))
         program = _outer_program(problem.spec, cfg.network, cfg.outer_steps, cfg.resolve_steps, problem.batched,
                                  members_in_parallel())
-        (theta, phi), rec = jax.block_until_ready(program(f64(result.theta), phi, arrays))
+        theta, rec = jax.block_until_ready(program(f64(result.theta), phi, arrays))
         nan = np.full(np.shape(rec.loss_data), np.nan)
         monitor.add(Record(rec.loss_data, rec.loss_phys, nan, nan, nan, nan, nan, nan, rec.log_rates), "outer")
-        log_rates, log_rho, log_u0 = (np.array(x, dtype=float) for x in phi)
-        theta = np.asarray(theta, dtype=result.theta.dtype)
-        path = Estimates(*(np.array(x, dtype=float) for x in rec.phi), np.array(rec.theta, dtype=theta.dtype))
+        path = Estimates(*(np.array(x, dtype=float) for x in rec.phi), np.array(rec.theta, dtype=result.theta.dtype))
         path.theta[:, -1] = theta  # the last point is the final one: its network re-solved once more
-    diverged = result.diverged
-    for x in (log_rates, log_rho, log_u0) + tuple(path[:3]):
-        x[diverged] = np.nan
-    return replace(result, log_rates=log_rates, log_rho=log_rho, log_u0=log_u0, theta=theta, outer_path=path,
-                   outer_point=np.full(len(theta), cfg.outer_steps), history=monitor.history(),
-                   outer_s=time.perf_counter() - t0)
+    for x in path[:3]:
+        x[result.diverged] = np.nan
+    done = replace(result, outer_path=path, history=monitor.history(), outer_s=time.perf_counter() - t0)
+    return done.choose(np.full(len(theta), cfg.outer_steps))
 
 
 def precision_scope(cfg: TrainConfig):
