@@ -14,7 +14,7 @@ weights = st.lists(st.floats(1e-3, 1e3), min_size=N, max_size=N).map(np.array)
 def state(expected, shift, measured=True):
     zero = jnp.zeros(())
     return OuterState(theta=zero, phi=(), previous=zero, cap=zero, residual=zero, expected=jnp.asarray(expected),
-                      shift=jnp.asarray(shift), measured=jnp.asarray(measured), fidelity=zero, done=jnp.asarray(False))
+                      shift=jnp.asarray(shift), measured=jnp.asarray(measured), done=jnp.asarray(False))
 
 
 def model(pred, shift, curvature):

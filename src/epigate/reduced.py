@@ -66,17 +66,15 @@ class OuterState(NamedTuple):
     expected: jax.Array  # (n,) the predictions the last step's linear model expected, d0 left out
     shift: jax.Array  # (n,) the last step's d0
     measured: jax.Array  # () bool: expected and shift hold a step (false before the first)
-    fidelity: jax.Array  # () the weight d0 had in the last step
     done: jax.Array  # () bool: converged or stopped
 
 
 class OuterRecord(NamedTuple):
-    """After each outer step: the network's data loss and mean squared residual, the weight d0 had
-    in the step, and the point reached (estimates and weights)."""
+    """After each outer step: the network's data loss and mean squared residual, and the point
+    reached (estimates and weights)."""
 
     loss_data: jax.Array
     loss_phys: jax.Array
-    fidelity: jax.Array
     log_rates: jax.Array  # (p,) fixed rates at their values
     phi: tuple  # the estimates reached, as in training
     theta: jax.Array  # (P,) the weights reached
@@ -223,13 +221,13 @@ class OuterSolver:
             cap = jnp.where(behind, 0.5 * s.cap, jnp.minimum(2.0 * s.cap, MAX_LOG_STEP))
             new = s._replace(theta=theta, phi=phi, previous=jnp.where(behind, 0.0, dz), cap=cap,
                              residual=residual, expected=lm.pred + lm.sensitivity @ step, shift=lm.shift,
-                             measured=jnp.ones((), bool), fidelity=fidelity, done=~ok | small)
+                             measured=jnp.ones((), bool), done=~ok | small)
             return jax.tree.map(lambda u, v: jnp.where(ok, u, v), new, s._replace(done=jnp.ones((), bool)))
 
         s = jax.lax.cond(s.done, lambda s: s, move, s)
         log_rates, log_rho, u0 = self._inputs(s.phi, a)  # s.residual is already that of (s.theta, s.phi)
         data = self._misfit(self.predictions(s.theta, log_rho, u0, a).reshape(-1), a)
-        return s, OuterRecord(data, s.residual, s.fidelity, log_rates, s.phi, s.theta)
+        return s, OuterRecord(data, s.residual, log_rates, s.phi, s.theta)
 
     def polish(self, theta, phi, a: ProblemArrays):
         """The final re-solve: ``POLISH`` re-solves in a row at the final estimates."""
@@ -240,7 +238,6 @@ class OuterSolver:
         flat = ravel_pytree(phi)[0]
         residual = self.losses(theta, phi, a)[1]
         finite = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(flat)) & jnp.isfinite(residual)
-        n = self._parts(theta, phi, a)[1].shape[0]
-        zeros = jnp.zeros(n, flat.dtype)
+        no_step = jnp.zeros(a.y.size, flat.dtype)  # (n,) as the flattened predictions
         return OuterState(theta, phi, jnp.zeros_like(flat), jnp.asarray(MAX_LOG_STEP, flat.dtype), residual,
-                          zeros, zeros, jnp.zeros((), bool), jnp.ones((), flat.dtype), ~finite)
+                          no_step, no_step, jnp.zeros((), bool), ~finite)
