@@ -53,7 +53,8 @@ from .likelihood import SCALE_ESTIMATED, data_misfit
 from .models import CompartmentalModel
 
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu, "sin": jnp.sin}
-ZERO_FLOOR = 1e-6  # starting fraction of an estimated initial value given as zero
+ZERO_FLOOR = 1e-6  # log placeholder of a pinned zero initial value in phi (the model uses the pinned value)
+EXPOSED_START = 0.01  # an estimated E(0) starts at this share of its growth-mode value (starting_state)
 RATE_FLOOR = 1e-8  # the closed-form rates are floored here (per time unit): a rate there is at a bound
 COUNT_FLOOR = 1e-3  # people: the predicted mean of a count likelihood is floored here
 LOG_I_SCALE = 5.0  # x = log I changes by O(5) per unit of network output over the horizon
@@ -102,7 +103,7 @@ class ProblemArrays(NamedTuple):
     mask: np.ndarray  # (n, k) 1 where observed
     scale: np.ndarray  # (k,) channel scale, fractions (largest observed value)
     tau_colloc: np.ndarray  # (c,)
-    u0: np.ndarray  # (s,) initial fractions
+    u0: np.ndarray  # (s,) initial fractions; estimated ones where training starts (:func:`starting_state`)
     horizon: np.ndarray  # () T, in the data's time unit
     rates_guess: np.ndarray  # (p,) where training starts: fixed rates' values, the model's guess for free ones
     log_rho_fixed: np.ndarray  # (k,) log of fixed reporting fractions (ignored where free)
@@ -138,10 +139,12 @@ class EarlyDynamics(NamedTuple):
 
     growth: float  # the exponential growth rate: the largest eigenvalue
     relaxation: float  # how fast E/I settles onto the growth mode: the gap to the next eigenvalue (0 for SIR)
+    mode: np.ndarray  # (number of states E .. I,) the growth mode's shape: each of E .. I divided by I
 
 
 def early_dynamics(model: CompartmentalModel, rates: np.ndarray, u0: np.ndarray) -> EarlyDynamics:
-    """Growth and relaxation rates (per time unit) of the infected compartments at the start."""
+    """Growth and relaxation rates (per time unit) and growth mode of the infected compartments at
+    the start."""
     infected = list(range(1, model.state_index(model.infectious) + 1))
     f0 = np.array(model.rhs(u0, rates))
     # the infected rows are linear in the infected states while S is held fixed: differences are exact
@@ -150,8 +153,34 @@ def early_dynamics(model: CompartmentalModel, rates: np.ndarray, u0: np.ndarray)
         u = u0.copy()
         u[i] += 1.0
         jac[:, j] = (np.array(model.rhs(u, rates)) - f0)[infected]
-    eigen = np.sort(np.linalg.eigvals(jac).real)[::-1]
-    return EarlyDynamics(float(eigen[0]), float(eigen[0] - eigen[1]) if len(eigen) > 1 else 0.0)
+    values, vectors = np.linalg.eig(jac)
+    order = np.argsort(values.real)[::-1]
+    eigen, leading = values.real[order], vectors[:, order[0]].real
+    return EarlyDynamics(float(eigen[0]), float(eigen[0] - eigen[1]) if len(eigen) > 1 else 0.0,
+                         leading / leading[-1])
+
+
+def starting_state(model: CompartmentalModel, u0: np.ndarray, estimate_initial, rates: np.ndarray,
+                   person: float) -> np.ndarray:
+    """(s,) the initial fractions training starts from: the given ones, except that an estimated
+    value starts at least at one person (``person``, a fraction), and an estimated compartment
+    between S and I (SEIR's E) at ``EXPOSED_START`` times its value on the early growth mode at
+    ``rates`` relative to I. Training from E(0) near zero is what works (the pinned default is
+    E(0) = 0); an E(0) on the mode, or ten times I(0) (the first formulation's 1e-6 of the
+    population with a one-person seed in ten million), makes the network's closed-form sigma and
+    gamma negative in the first Adam steps: they are floored, and training settles on a constant
+    epidemic (docs/method.md, "The start")."""
+    start = u0.copy()
+    infectious = model.state_index(model.infectious)
+    for name in estimate_initial:
+        i = model.state_index(name)
+        start[i] = max(start[i], person)
+    mode = early_dynamics(model, rates, start).mode
+    for j, i in enumerate(range(1, infectious)):
+        if model.states[i] in estimate_initial:
+            start[i] = EXPOSED_START * mode[j] * start[infectious]
+    start[0] = 1.0 - start[1:].sum()
+    return start
 
 
 def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Assumptions = Assumptions(),
@@ -161,15 +190,16 @@ def build_problem(model: CompartmentalModel, obs: Observations, assumptions: Ass
     T = float(obs.horizon)
     if T <= 0:
         raise ValueError("the last observation time must be after t = 0")
-    u0 = initial_fractions(model, obs)
+    fixed = assumptions.fixed
+    rates_guess = np.array([fixed.get(k, model.guess[k]) for k in model.params], dtype=np.float64)
+    u0 = starting_state(model, initial_fractions(model, obs), assumptions.estimate_initial, rates_guess,
+                        1.0 / obs.population)
     infectious = model.infectious
     if not u0[model.state_index(infectious)] > 0:
         raise ValueError(f"the PINN needs a positive initial value of {infectious} (its log is a state of the "
                          f"network): give --initial {infectious}=PEOPLE, or {infectious}=estimate")
     y, mask, scale = scaled_values(obs)
     t_start = obs.t_start if (obs.t_start is not None and needs_interval_starts(obs.channels)) else obs.t
-    fixed = assumptions.fixed
-    rates_guess = np.array([fixed.get(k, model.guess[k]) for k in model.params], dtype=np.float64)
     rho_vals = [assumptions.reporting.get(ch, 1.0) for ch in obs.channels]
     f64 = lambda a: np.asarray(a, dtype=np.float64)
     early = early_dynamics(model, rates_guess, u0)
@@ -369,12 +399,12 @@ def effective_u0(spec: ProblemSpec, arrays: ProblemArrays, log_u0):
 
 
 def initial_phi(spec: ProblemSpec, arrays: ProblemArrays):
-    """Starting point of phi: the guess rates, reporting 0.5 if free, the given initial values
-    (``ZERO_FLOOR`` for an estimated one given as zero)."""
+    """Starting point of phi: the guess rates, reporting 0.5 if free, the initial values of
+    :func:`starting_state`."""
     dtype = arrays.u0.dtype
     log_rates = jnp.log(arrays.rates_guess)
     log_rho = jnp.where(jnp.array(spec.rho_free), jnp.log(0.5), 0.0).astype(dtype)
-    log_u0 = jnp.log(jnp.maximum(arrays.u0, ZERO_FLOOR)).astype(dtype)
+    log_u0 = jnp.log(jnp.where(arrays.u0 > 0, arrays.u0, ZERO_FLOOR)).astype(dtype)  # estimated ones are > 0
     return effective_phi(spec, arrays, (log_rates, log_rho, log_u0))
 
 
