@@ -322,7 +322,7 @@ def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
     two per q):
 
         x(tau)   = -softplus(-(log I0 + tau (g + 5 z_x)))             (x <= 0; g a trainable offset)
-        q_j(tau) = q_j(0) exp(2 tau z_a) + 2 ramp(tau) softplus(z_b)    (q >= 0, from its initial value)
+        q_j(tau) = q_j(0) exp(2 tau z_a) (1 - ramp) + 2 ramp(tau) softplus(z_b)    (q >= 0, from its initial value)
         c(tau)   = P K(tau w(tau); l_c) / I,   d_j(tau) = K(tau; l_d) / I,   l = log I0 + tau g + 5 z
                                                           (>= 0, zero at t = 0; K: :func:`cumulative_over_i`)
 
@@ -332,7 +332,10 @@ def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
     :func:`early_dynamics`, a few days whatever the horizon): without it the network has to output
     ~T beta at tau = 0 and O(1) a few days later when E(0) = 0. The same delay is in C's clock,
     ``w = e + (1 - e) ramp`` with e = E(0) / (E(0) + I(0)): with E(0) = 0 nothing enters I at first,
-    C grows as t^2, and log(C / tau) would have to fall to -infinity at t = 0.
+    C grows as t^2, and log(C / tau) would have to fall to -infinity at t = 0. q(0) fades over the
+    same settling (the factor 1 - ramp): added on top of the settled level instead, an E(0) as
+    large as I(0) made a new network's E/I rise to q(0) + 1.4 within days, and on a seed of one
+    person in ten million training then settled on a constant epidemic (docs/method.md, "The start").
 
     ``theta`` is (MLP weights, g, kappa); kappa is a constant the network carries (its gradient is
     stopped), so that a trained network is self-contained. The last layer starts at zero, so a new
@@ -368,7 +371,7 @@ def make_network(model: CompartmentalModel, config: NetworkConfig) -> Network:
         for j, i in enumerate(layout.before):
             q0 = u0[i] / u0[layout.infectious]
             za, zb = z[:, 1 + 2 * j], z[:, 2 + 2 * j]
-            cols.append(q0 * jnp.exp(RATIO_SCALE * tau * za) + RATIO_SCALE * ramp * jax.nn.softplus(zb))
+            cols.append(q0 * jnp.exp(RATIO_SCALE * tau * za) * (1.0 - ramp) + RATIO_SCALE * ramp * jax.nn.softplus(zb))
         exposed0 = sum(u0[i] for i in layout.before)
         pool = u0[0] + exposed0 - sum(cols[1:]) * jnp.exp(x)
         early = exposed0 / (exposed0 + u0[layout.infectious]) if layout.before else 1.0
