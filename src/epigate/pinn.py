@@ -165,11 +165,10 @@ def starting_state(model: CompartmentalModel, u0: np.ndarray, estimate_initial, 
     """(s,) the initial fractions training starts from: the given ones, except that an estimated
     value starts at least at one person (``person``, a fraction), and an estimated compartment
     between S and I (SEIR's E) at ``EXPOSED_START`` times its value on the early growth mode at
-    ``rates`` relative to I. Training from E(0) near zero is what works (the pinned default is
-    E(0) = 0); an E(0) on the mode, or ten times I(0) (the first formulation's 1e-6 of the
-    population with a one-person seed in ten million), makes the network's closed-form sigma and
-    gamma negative in the first Adam steps: they are floored, and training settles on a constant
-    epidemic (docs/method.md, "The start")."""
+    ``rates`` relative to I: near zero, where the pinned default E(0) = 0 starts. The first
+    formulation started it at 1e-6 of the population, ten times a one-person seed in ten million:
+    the network's closed-form sigma and gamma went negative in the first Adam steps, were
+    floored, and training settled on a constant epidemic (docs/method.md, "The start")."""
     start = u0.copy()
     infectious = model.state_index(model.infectious)
     for name in estimate_initial:
