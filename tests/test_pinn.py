@@ -92,9 +92,10 @@ def test_a_new_network_is_exponential_growth_from_the_initial_state():
     v = np.asarray(net.represent(theta, tau, jnp.asarray(u0, jnp.float32)))
     x_expected = -np.log1p(np.exp(-(np.log(u0[2]) + 2.0 * np.asarray(tau))))
     np.testing.assert_allclose(v[:, 0], x_expected, rtol=1e-5)
-    # zero outputs: q = q0 + 2 softplus(0) (1 - exp(-kappa tau)), from E0 / I0
+    # zero outputs: q = q0 (1 - ramp) + 2 softplus(0) ramp, ramp = 1 - exp(-kappa tau): from E0 / I0,
+    # settling to 2 log 2 whatever q0
     ramp = -np.expm1(-kappa * np.asarray(tau))
-    np.testing.assert_allclose(v[:, 1], u0[1] / u0[2] + 2 * np.log(2) * ramp, rtol=1e-5)
+    np.testing.assert_allclose(v[:, 1], u0[1] / u0[2] * (1 - ramp) + 2 * np.log(2) * ramp, rtol=1e-5)
     # C = P K(clock) with K's log level log I0 + g tau and P = S0 + E0 - E what can still enter I; the clock
     # is tau (e + (1 - e) ramp), e = E0 / (E0 + I0)
     level = np.log(u0[2]) + 2.0 * np.asarray(tau)
