@@ -167,3 +167,6 @@ def test_a_zero_infectious_start_is_refused_with_the_option_to_use():
     obs = type(obs)(**{**obs.__dict__, "initial": {"E": 1e-4}})
     with pytest.raises(ValueError, match="--initial I="):
         build_problem(SEIR, obs)
+    # the option the message names works: an estimated I starts at one person
+    estimated = build_problem(SEIR, obs, Assumptions(estimate_initial=("I",)))
+    assert estimated.arrays.u0[2] * obs.population == pytest.approx(1.0, rel=1e-12)
