@@ -12,8 +12,8 @@ from epigate.models import SEIR, SEIRD, SIR, simulate_numpy
 from hypothesis import given, settings, strategies as st
 from scipy.special import expit
 
-from epigate.pinn import (EXPOSED_START, Layout, build_problem, cumulative_over_i, early_dynamics, make_network,
-                          NetworkConfig, optimal_rates, residual_system, starting_state)
+from epigate.pinn import (Layout, build_problem, cumulative_over_i, early_dynamics, make_network, NetworkConfig,
+                          optimal_rates, residual_system, starting_state)
 
 RATES = {"sir": np.array([0.5, 0.2]), "seir": np.array([0.5, 0.2, 0.1]), "seird": np.array([0.5, 0.2, 0.1, 0.02])}
 MODELS = (SIR, SEIR, SEIRD)
@@ -148,14 +148,14 @@ def test_early_dynamics_are_the_eigenvalues_of_the_linearised_infected_compartme
     assert sir.growth == pytest.approx(0.5 * 0.9 - 0.2) and sir.relaxation == 0.0
 
 
-def test_an_estimated_start_begins_at_one_person_with_e_near_zero_and_a_pinned_one_as_given():
+def test_an_estimated_start_begins_at_one_person_with_e_on_the_growth_mode_and_a_pinned_one_as_given():
     beta, sigma, gamma = RATES["seir"]
     person = 1e-7
     given = np.array([1 - 3e-7, 3e-7, 0.0, 0.0])  # E given as 3 people, I as none
     start = starting_state(SEIR, given, ("E", "I"), RATES["seir"], person)
     growth = early_dynamics(SEIR, RATES["seir"], start).growth
     assert start[2] == pytest.approx(person, rel=1e-12)  # I: at least one person
-    assert start[1] == pytest.approx(EXPOSED_START * (growth + gamma) / sigma * person, rel=1e-9)
+    assert start[1] == pytest.approx((growth + gamma) / sigma * person, rel=1e-9)  # E on the growth mode
     assert start.sum() == pytest.approx(1.0, abs=1e-15)
     pinned = starting_state(SEIR, given, (), RATES["seir"], person)
     assert np.array_equal(pinned, given)  # a pinned start is the given one, zeros included

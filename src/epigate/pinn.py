@@ -54,7 +54,6 @@ from .models import CompartmentalModel
 
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu, "sin": jnp.sin}
 ZERO_FLOOR = 1e-6  # log placeholder of a pinned zero initial value in phi (the model uses the pinned value)
-EXPOSED_START = 0.01  # an estimated E(0) starts at this share of its growth-mode value (starting_state)
 RATE_FLOOR = 1e-8  # the closed-form rates are floored here (per time unit): a rate there is at a bound
 COUNT_FLOOR = 1e-3  # people: the predicted mean of a count likelihood is floored here
 LOG_I_SCALE = 5.0  # x = log I changes by O(5) per unit of network output over the horizon
@@ -164,11 +163,12 @@ def starting_state(model: CompartmentalModel, u0: np.ndarray, estimate_initial, 
                    person: float) -> np.ndarray:
     """(s,) the initial fractions training starts from: the given ones, except that an estimated
     value starts at least at one person (``person``, a fraction), and an estimated compartment
-    between S and I (SEIR's E) at ``EXPOSED_START`` times its value on the early growth mode at
-    ``rates`` relative to I: near zero, where the pinned default E(0) = 0 starts. The first
-    formulation started it at 1e-6 of the population, ten times a one-person seed in ten million:
-    the network's closed-form sigma and gamma went negative in the first Adam steps, were
-    floored, and training settled on a constant epidemic (docs/method.md, "The start")."""
+    between S and I (SEIR's E) on the early growth mode at ``rates`` relative to I (SEIR: E/I =
+    (growth + gamma) / sigma). The first formulation started it at 1e-6 of the population, ten
+    times a one-person seed in ten million: the network's closed-form sigma and gamma went
+    negative in the first Adam steps, were floored, and training settled on a constant epidemic.
+    Starting it near zero (1 % of the mode) removed that collapse; on the mode, two more
+    one-in-1e7 cases reach least squares (docs/method.md, "The start")."""
     start = u0.copy()
     infectious = model.state_index(model.infectious)
     for name in estimate_initial:
@@ -177,7 +177,7 @@ def starting_state(model: CompartmentalModel, u0: np.ndarray, estimate_initial, 
     mode = early_dynamics(model, rates, start).mode
     for j, i in enumerate(range(1, infectious)):
         if model.states[i] in estimate_initial:
-            start[i] = EXPOSED_START * mode[j] * start[infectious]
+            start[i] = mode[j] * start[infectious]
     start[0] = 1.0 - start[1:].sum()
     return start
 
