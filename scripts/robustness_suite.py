@@ -35,6 +35,7 @@ from epigate.assumptions import Assumptions
 from epigate.config import TrainConfig
 from epigate.csvinput import read_csv
 from epigate.data import synthetic_outbreak
+from epigate.diagnosis import classical_bound_warnings
 from epigate.fit import fit, start_compartments
 from epigate.models import SEIR, SIR
 from epigate.summary import summarise
@@ -112,7 +113,7 @@ def run_case(case: Case, cfg: TrainConfig) -> dict:
     errors = tuple(np.inf if g is None else g for g in gaps)  # None: least squares' value is 0 or not finite
     passed = bool(all(abs(e) < TOLERANCE for e in errors))
     loose = any("only loosely" in w for w in s.warnings)
-    reference_at_bound = any(w.startswith("least squares:") and "bound" in w for w in s.warnings)
+    reference_at_bound = bool(classical_bound_warnings(result.classical, result))
     return dict(name=case.name, r0=result.r0[0], r0_lsq=result.classical.r0, errors=errors,
                 misfit=result.misfit_ratio, status=s.status, loose=loose, passed=passed, seconds=seconds,
                 r0_interval=s.quantity("R0").classical_interval, reference_at_bound=reference_at_bound)
