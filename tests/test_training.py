@@ -11,7 +11,7 @@ from epigate.classical import OdeObjective
 from epigate.config import TrainConfig
 from epigate.data import demo_observations, synthetic_outbreak
 from epigate.diagnosis import diagnose
-from epigate.fit import fit
+from epigate.fit import fit, restarted_reference
 from epigate.models import SEIR
 from epigate.pinn import NetworkConfig, build_problem
 from epigate.summary import summarise
@@ -160,6 +160,29 @@ def test_a_fit_far_from_least_squares_is_flagged_not_converged(tiny_seed_fit):
     assert s.status == "not_converged" and s.verdict.startswith("NOT CONVERGED")
     # the start assumption is visible: least squares with E(0), I(0) estimated is reported beside it
     assert s.quantity("R0").classical_free_start == pytest.approx(result.classical_free_start.r0)
+
+
+def test_a_reference_stuck_in_a_worse_optimum_is_replaced_by_the_restart_from_the_pinn(tiny_seed_fit):
+    """Least squares is restarted from the PINN's estimate on every fit; where its restarts from the
+    guess stopped worse (here: a reference moved 10 % off in beta, what a local optimum looks like to
+    this check), the restart becomes the reference, the old one is kept, and the diagnosis says so."""
+    result = tiny_seed_fit
+    # on this single-optimum problem the restart lands on the reference: nothing is replaced
+    assert result.classical_from_guess is None
+    assert result.polish.r0 == pytest.approx(result.classical.r0, rel=1e-6)
+    assert not any("worse optimum" in w for w in diagnose(result).warnings)
+    objective = OdeObjective(result.model, result.obs, result.assumptions)
+    off = dict(result.classical.rates, beta=0.9 * result.classical.rates["beta"])
+    stuck = replace(result.classical, rates=off, r0=result.model.r0(np.array([list(off.values())]))[0],
+                    loss=objective.loss_of(np.array(list(off.values())), [1.0], result.classical.u0))
+    assert stuck.loss > 2 * result.classical.loss  # the premise: a much worse point
+    mended = restarted_reference(replace(result, classical=stuck, polish=None))
+    assert mended.classical_from_guess is stuck
+    assert mended.classical.loss == pytest.approx(result.classical.loss, rel=1e-6)
+    assert mended.classical.r0 == pytest.approx(result.classical.r0, rel=1e-6)
+    warning = [w for w in diagnose(mended).warnings if "worse optimum" in w]
+    assert len(warning) == 1 and f"R0 {stuck.r0:.4g}" in warning[0], diagnose(mended).warnings
+    assert summarise(mended).classical_from_guess["R0"] == pytest.approx(stuck.r0)
 
 
 def test_outer_phase_takes_an_outbreak_started_off_its_growth_mode_to_least_squares():

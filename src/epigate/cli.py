@@ -86,7 +86,7 @@ def print_summary(s) -> None:
         table.add_row(*row)
     Console().print(table)
     if s.polish:
-        console.print("polished (least squares from the PINN estimate): "
+        console.print("least squares restarted from the PINN estimate: "
                       + ", ".join(f"{k} {number(v)}" for k, v in s.polish.items() if k != "loss"))
     if s.diverged_seeds:
         console.print(f"[yellow]warning:[/] seeds {s.diverged_seeds} diverged and were left out")
@@ -280,7 +280,6 @@ def fit(
                                                         "--bootstrap)."),
     level: Optional[float] = typer.Option(None, help="Level of every interval (default 0.9 for the PINN's, 0.95 "
                                                      "for least squares' profile intervals)."),
-    polish: bool = typer.Option(False, help="Also run least squares started from the PINN estimate."),
     likelihood: str = typer.Option("squared", help="Data misfit: squared (scaled counts), lognormal (squared error of "
                                     "the logarithms: noise proportional to the count; every count > 0), poisson "
                                     "or negbin."),
@@ -338,7 +337,7 @@ def fit(
         if bar:
             bar.start()
         result = run_fit(obs, model_, cfg, list(range(seed, seed + seeds)), assumptions, bootstrap=bootstrap or 0,
-                         level=level, polish=polish, progress=update)
+                         level=level, progress=update)
     except TrainingDiverged as e:
         _fail(str(e))
     finally:

@@ -112,7 +112,22 @@ def diagnose(result: FitResult) -> Verdict:
                         f"network(s): the refinement's estimates are reported for them (docs/method.md, "
                         f"\"The outer phase\")")
     status = "not_converged" if reasons else "ok"
-    return Verdict(status, tuple(reasons), tuple(warnings + classical_bound_warnings(result.classical, result)))
+    return Verdict(status, tuple(reasons), tuple(warnings + reference_warnings(result)
+                                                 + classical_bound_warnings(result.classical, result)))
+
+
+def reference_warnings(result: FitResult) -> list[str]:
+    """Where least squares' restarts from the guess found a worse optimum than its restart from the
+    PINN's estimate (``fit.restarted_reference``): the likelihood has more than one optimum."""
+    guess = result.classical_from_guess
+    if guess is None:
+        return []
+    out = [f"least squares from the model's guess stopped in a worse optimum (R0 {guess.r0:.4g}, loss "
+           f"{guess.loss / result.classical.loss:.4g}x); the least-squares row is least squares restarted from "
+           f"the PINN's estimate (R0 {result.classical.r0:.4g}): these data have more than one optimum"]
+    if result.bootstrap is not None:
+        out.append("the bootstrap's data sets were drawn from the worse optimum (least squares from the guess)")
+    return out
 
 
 def classical_bound_warnings(fit: ClassicalFit, result: FitResult) -> list[str]:

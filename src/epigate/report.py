@@ -70,7 +70,7 @@ def write_fit_report(s: FitSummary, folder: Path, path: Path) -> None:
         warnings.append(f"Seeds {s.diverged_seeds} diverged and are left out.")
     polish = ""
     if s.polish:
-        polish = ("<p>Least squares started from the PINN estimate (<code>--polish</code>): "
+        polish = ("<p>Least squares restarted from the PINN estimate: "
                   + ", ".join(f"{k} {number(v, missing=DASH)}" for k, v in s.polish.items() if k != "loss") + ".</p>")
     settings = json.dumps({"model": s.model, "method": s.method, "fixed": s.fixed, "seeds": s.seeds,
                            "likelihood": s.likelihood, **s.settings}, indent=1, default=str)

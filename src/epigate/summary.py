@@ -101,7 +101,8 @@ class FitSummary:
     bootstrap: dict | None  # {"members", "used", "left_out_seeds", "noise"}
     misfit_ratio: float
     adam_phase_rates: dict[str, float]
-    polish: dict[str, float] | None
+    polish: dict[str, float] | None  # least squares restarted from the PINN's estimate: rates, R0, loss
+    classical_from_guess: dict[str, float] | None  # least squares from the guess, where the restart beat it
     seeds: list[int]
     diverged_seeds: list[int]
     fixed: dict[str, float]
@@ -228,6 +229,11 @@ def _bootstrap_bias_warnings(quantities: list[Quantity], replicates: list[FitRes
             f"confidence intervals: use least squares' profile intervals"]
 
 
+def _classical_row(fit) -> dict[str, float] | None:
+    """A least-squares fit as {rate: value, "R0": ..., "loss": ...}, or None."""
+    return None if fit is None else dict(fit.rates, R0=fit.r0, loss=fit.loss)
+
+
 def summarise(result: FitResult) -> FitSummary:
     """The summary of one fit."""
     m, obs, a = result.model, result.obs, result.assumptions
@@ -286,7 +292,8 @@ def summarise(result: FitResult) -> FitSummary:
         bootstrap=bootstrap,
         misfit_ratio=result.misfit_ratio,
         adam_phase_rates={n: float(np.nanmedian(np.exp(t.log_rates_adam[:, i]))) for i, n in enumerate(m.params)},
-        polish=dict(result.polish.rates, R0=result.polish.r0, loss=result.polish.loss) if result.polish else None,
+        polish=_classical_row(result.polish),
+        classical_from_guess=_classical_row(result.classical_from_guess),
         seeds=list(result.seeds),
         diverged_seeds=[s for s, d in zip(result.seeds, t.diverged) if d],
         fixed=dict(a.fixed),
