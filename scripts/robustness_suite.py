@@ -15,7 +15,7 @@ A case passes when R0, peak day and peak size are within 5 % of least squares; a
 ``flagged`` when the product reports it ``not_converged``, ``loose`` when it reports ``ok`` with
 the warning that the data cannot tell the PINN's estimates from least squares' (they lie inside
 least squares' 95 % profile-likelihood region), ``SILENT`` otherwise. For every case the table also
-shows least squares restarted from the PINN's rates (``FitResult.polish``: its R0 and misfit
+shows least squares restarted from the PINN's rates (``FitResult.classical_restart``: its R0 and misfit
 ratio): where that restart stays away from least squares' optimum, the PINN stopped in another
 local optimum of the likelihood (a basin question), not short of one (an accuracy or convergence
 question). Where the restart beats least squares' own restarts from the guess, the product makes
@@ -120,7 +120,7 @@ def run_case(case: Case, cfg: TrainConfig) -> dict:
     passed = bool(all(abs(e) < TOLERANCE for e in errors))
     loose = any("only loosely" in w for w in s.warnings)
     reference_at_bound = bool(classical_bound_warnings(result.classical, result))
-    restart = result.polish
+    restart = result.classical_restart
     return dict(restart_r0=np.nan if restart is None else restart.r0,
                 restart_misfit=np.nan if restart is None else restart.loss / max(result.classical.loss, 1e-300),
                 restarted=result.classical_from_guess is not None,

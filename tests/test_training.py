@@ -169,14 +169,14 @@ def test_a_reference_stuck_in_a_worse_optimum_is_replaced_by_the_restart_from_th
     result = tiny_seed_fit
     # on this single-optimum problem the restart lands on the reference: nothing is replaced
     assert result.classical_from_guess is None
-    assert result.polish.r0 == pytest.approx(result.classical.r0, rel=1e-6)
+    assert result.classical_restart.r0 == pytest.approx(result.classical.r0, rel=1e-6)
     assert not any("worse optimum" in w for w in diagnose(result).warnings)
     objective = OdeObjective(result.model, result.obs, result.assumptions)
     off = dict(result.classical.rates, beta=0.9 * result.classical.rates["beta"])
     stuck = replace(result.classical, rates=off, r0=result.model.r0(np.array([list(off.values())]))[0],
                     loss=objective.loss_of(np.array(list(off.values())), [1.0], result.classical.u0))
     assert stuck.loss > 2 * result.classical.loss  # the premise: a much worse point
-    mended = restarted_reference(replace(result, classical=stuck, polish=None))
+    mended = restarted_reference(replace(result, classical=stuck, classical_restart=None))
     assert mended.classical_from_guess is stuck
     assert mended.classical.loss == pytest.approx(result.classical.loss, rel=1e-6)
     assert mended.classical.r0 == pytest.approx(result.classical.r0, rel=1e-6)

@@ -85,9 +85,9 @@ def print_summary(s) -> None:
             row += [number(q.truth), percent(q.vs_truth), percent(q.classical_vs_truth)]
         table.add_row(*row)
     Console().print(table)
-    if s.polish:
+    if s.classical_restart:
         console.print("least squares restarted from the PINN estimate: "
-                      + ", ".join(f"{k} {number(v)}" for k, v in s.polish.items() if k != "loss"))
+                      + ", ".join(f"{k} {number(v)}" for k, v in s.classical_restart.items() if k != "loss"))
     if s.diverged_seeds:
         console.print(f"[yellow]warning:[/] seeds {s.diverged_seeds} diverged and were left out")
     t = s.timing

@@ -56,7 +56,7 @@ class FitResult:
         classical_free_start: least squares that also estimates the initial values up to the
             infectious compartment (E(0), I(0)), when the fit pinned them; it shows how much the
             assumed start moves the answer (None when the start is estimated, or not asked).
-        polish: least squares started from the PINN's median estimate (:func:`restarted_reference`);
+        classical_restart: least squares restarted from the PINN's median rates (:func:`restarted_reference`);
             where it found a better optimum than least squares' own restarts, it is ``classical`` too.
         classical_from_guess: least squares' own restarts from the model's guess, when the restart
             from the PINN's estimate beat them (then ``classical`` is that restart); None otherwise.
@@ -80,7 +80,7 @@ class FitResult:
     u0: np.ndarray
     classical: ClassicalFit
     classical_free_start: ClassicalFit | None
-    polish: ClassicalFit | None
+    classical_restart: ClassicalFit | None
     ode_loss: np.ndarray
     t_grid: np.ndarray
     network_states: np.ndarray
@@ -188,8 +188,8 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: S
 
 
 def restarted_reference(fitted: FitResult) -> FitResult:
-    """``fitted`` with ``polish``: least squares restarted from the PINN's median estimate (one local
-    search). Where that restart's loss is more than ``REFERENCE_GAIN`` below the reference's, least
+    """``fitted`` with ``classical_restart``: least squares restarted from the PINN's median rates (one
+    local search; estimated initial values start where least squares' own search does). Where that restart's loss is more than ``REFERENCE_GAIN`` below the reference's, least
     squares' restarts from the guess stopped in a worse local optimum: the restart becomes the
     reference (``classical``) and the old one is kept as ``classical_from_guess`` (diagnosis warns).
     Measured: 2 of the robustness suite's 42 cases (docs/method.md, "Where the remaining failures stop")."""
@@ -199,8 +199,8 @@ def restarted_reference(fitted: FitResult) -> FitResult:
     start = {n: float(v) for n, v in zip(fitted.model.params, median) if n not in fitted.assumptions.fixed}
     restart = classical_fit(fitted.model, fitted.obs, fitted.assumptions, start=start)
     if not restart.loss < fitted.classical.loss * (1.0 - REFERENCE_GAIN):
-        return replace(fitted, polish=restart)
-    return replace(fitted, polish=restart, classical=restart, classical_from_guess=fitted.classical)
+        return replace(fitted, classical_restart=restart)
+    return replace(fitted, classical_restart=restart, classical=restart, classical_from_guess=fitted.classical)
 
 
 def fit_batch(datasets: Sequence[Observations], model: CompartmentalModel, cfg: TrainConfig,
@@ -263,6 +263,6 @@ def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, as
     states[result.diverged] = np.nan
     return FitResult(model=model, obs=obs, config=cfg, assumptions=assumptions, seeds=seeds, train=result,
                      rates=rates, rho=rho, u0=u0s, classical=classical,
-                     classical_free_start=None, polish=None,
+                     classical_free_start=None, classical_restart=None,
                      ode_loss=ode_loss, t_grid=t_grid, network_states=states,
                      runtime_s=time.perf_counter() - t_start)

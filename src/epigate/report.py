@@ -68,10 +68,10 @@ def write_fit_report(s: FitSummary, folder: Path, path: Path) -> None:
     warnings += [html.escape(w[0].upper() + w[1:] + ".") for w in s.warnings]
     if s.diverged_seeds:
         warnings.append(f"Seeds {s.diverged_seeds} diverged and are left out.")
-    polish = ""
-    if s.polish:
-        polish = ("<p>Least squares restarted from the PINN estimate: "
-                  + ", ".join(f"{k} {number(v, missing=DASH)}" for k, v in s.polish.items() if k != "loss") + ".</p>")
+    restart = ""
+    if s.classical_restart:
+        restart = ("<p>Least squares restarted from the PINN estimate: "
+                  + ", ".join(f"{k} {number(v, missing=DASH)}" for k, v in s.classical_restart.items() if k != "loss") + ".</p>")
     settings = json.dumps({"model": s.model, "method": s.method, "fixed": s.fixed, "seeds": s.seeds,
                            "likelihood": s.likelihood, **s.settings}, indent=1, default=str)
     model = html.escape(s.model.upper())
@@ -103,7 +103,7 @@ PINN is judged against.</p>
 {intervals_note(s)}
 {estimates_table(s)}
 {forecast}
-{polish}
+{restart}
 <h2>Fit</h2>
 {_img(*figures[0])}
 <h2>Training diagnostics</h2>

@@ -101,7 +101,7 @@ class FitSummary:
     bootstrap: dict | None  # {"members", "used", "left_out_seeds", "noise"}
     misfit_ratio: float
     adam_phase_rates: dict[str, float]
-    polish: dict[str, float] | None  # least squares restarted from the PINN's estimate: rates, R0, loss
+    classical_restart: dict[str, float] | None  # least squares restarted from the PINN's estimate: rates, R0, loss
     classical_from_guess: dict[str, float] | None  # least squares from the guess, where the restart beat it
     seeds: list[int]
     diverged_seeds: list[int]
@@ -292,7 +292,7 @@ def summarise(result: FitResult) -> FitSummary:
         bootstrap=bootstrap,
         misfit_ratio=result.misfit_ratio,
         adam_phase_rates={n: float(np.nanmedian(np.exp(t.log_rates_adam[:, i]))) for i, n in enumerate(m.params)},
-        polish=_classical_row(result.polish),
+        classical_restart=_classical_row(result.classical_restart),
         classical_from_guess=_classical_row(result.classical_from_guess),
         seeds=list(result.seeds),
         diverged_seeds=[s for s, d in zip(result.seeds, t.diverged) if d],
