@@ -121,12 +121,12 @@ def run_case(case: Case, cfg: TrainConfig) -> dict:
     loose = any("only loosely" in w for w in s.warnings)
     reference_at_bound = bool(classical_bound_warnings(result.classical, result))
     restart = result.classical_restart
-    return dict(restart_r0=np.nan if restart is None else restart.r0,
-                restart_misfit=np.nan if restart is None else restart.loss / max(result.classical.loss, 1e-300),
-                restarted=result.classical_from_guess is not None,
-                name=case.name, r0=result.r0[0], r0_lsq=result.classical.r0, errors=errors,
+    return dict(name=case.name, r0=result.r0[0], r0_lsq=result.classical.r0, errors=errors,
                 misfit=result.misfit_ratio, status=s.status, loose=loose, passed=passed, seconds=seconds,
-                r0_interval=s.quantity("R0").classical_interval, reference_at_bound=reference_at_bound)
+                r0_interval=s.quantity("R0").classical_interval, reference_at_bound=reference_at_bound,
+                restart_r0=np.nan if restart is None else restart.r0,
+                restart_misfit=np.nan if restart is None else restart.loss / max(result.classical.loss, 1e-300),
+                restarted=result.classical_from_guess is not None)
 
 
 def interval_text(interval) -> str:

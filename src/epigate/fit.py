@@ -189,9 +189,10 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: S
 
 def restarted_reference(fitted: FitResult) -> FitResult:
     """``fitted`` with ``classical_restart``: least squares restarted from the PINN's median rates (one
-    local search; estimated initial values start where least squares' own search does). Where that restart's loss is more than ``REFERENCE_GAIN`` below the reference's, least
-    squares' restarts from the guess stopped in a worse local optimum: the restart becomes the
-    reference (``classical``) and the old one is kept as ``classical_from_guess`` (diagnosis warns).
+    local search; estimated initial values start where least squares' own search does). Where that
+    restart's loss is more than ``REFERENCE_GAIN`` below the reference's, least squares' restarts
+    from the guess stopped in a worse local optimum: the restart becomes the reference
+    (``classical``) and the old one is kept as ``classical_from_guess`` (diagnosis warns).
     Measured: 2 of the robustness suite's 42 cases (docs/method.md, "Where the remaining failures stop")."""
     if not fitted.usable.any():
         return fitted

@@ -70,8 +70,8 @@ def write_fit_report(s: FitSummary, folder: Path, path: Path) -> None:
         warnings.append(f"Seeds {s.diverged_seeds} diverged and are left out.")
     restart = ""
     if s.classical_restart:
-        restart = ("<p>Least squares restarted from the PINN estimate: "
-                  + ", ".join(f"{k} {number(v, missing=DASH)}" for k, v in s.classical_restart.items() if k != "loss") + ".</p>")
+        values = (f"{k} {number(v, missing=DASH)}" for k, v in s.classical_restart.items() if k != "loss")
+        restart = f"<p>Least squares restarted from the PINN estimate: {', '.join(values)}.</p>"
     settings = json.dumps({"model": s.model, "method": s.method, "fixed": s.fixed, "seeds": s.seeds,
                            "likelihood": s.likelihood, **s.settings}, indent=1, default=str)
     model = html.escape(s.model.upper())
