@@ -264,7 +264,7 @@ def fit(
     refine_rounds: int = typer.Option(None, help="Augmented-Lagrangian rounds the refinement is split into "
                                                  "(default 8)."),
     outer_steps: int = typer.Option(None, help="Outer Gauss-Newton steps on the estimates, the network re-solving "
-                                               "the ODE at each (default 25; a network stops early once its "
+                                               "the ODE at each (default 50; a network stops early once its "
                                                "steps fall below 1e-4 in log; 0 skips them: see docs/method.md)."),
     lr: float = typer.Option(None, help="Adam's initial learning rate (default 2e-3)."),
     lam_ref: float = typer.Option(None, help="Reference physics weight (default 0.01; see docs/method.md)."),

@@ -60,7 +60,7 @@ class TrainConfig:
     alpha: float = 0.1
     record_every: int = 50
     lbfgs_memory: int = 20
-    outer_steps: int = 25
+    outer_steps: int = 50
     resolve_steps: int = 300
     precision: str = "float64"
     network: NetworkConfig = field(default_factory=NetworkConfig)
