@@ -2,11 +2,17 @@
 step timed alone, compiled (`jit` + `lax.scan` over 500 steps), on the problem of
 scripts/compare_deepxde.py (SEIR demo, 3x64 tanh, 256 collocation points, float32).
 
-    python scripts/profile_step.py
+    python scripts/profile_step.py                  # one network
+    python scripts/profile_step.py --networks 16    # 16 networks under vmap, times per network
+
+It also prints the work of one step as XLA counts it (floating-point operations) and the rate the
+machine multiplies matrices of the network's hidden-layer shape at, batched as under vmap: their
+ratio is the fastest the step could run if all its work ran at that rate.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -25,15 +31,43 @@ STEPS = 500
 EPS = 1e-12  # each timed body feeds a negligible multiple of its result back, so nothing is optimised away
 
 
-def per_step_us(body, carry) -> float:
-    run = jax.jit(lambda c: jax.lax.scan(lambda c, _: (body(c), None), c, None, length=STEPS)[0])
-    jax.block_until_ready(run(carry))  # compile
+def per_step_us(body, carry, networks: int) -> float:
+    """Microseconds per step and network of ``body`` vmapped over ``networks`` copies of ``carry``."""
+    batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (networks, *jnp.shape(x))), carry)
+    step = jax.vmap(body)
+    run = jax.jit(lambda c: jax.lax.scan(lambda c, _: (step(c), None), c, None, length=STEPS)[0])
+    jax.block_until_ready(run(batched))  # compile
     t0 = time.perf_counter()
-    jax.block_until_ready(run(carry))
-    return 1e6 * (time.perf_counter() - t0) / STEPS
+    jax.block_until_ready(run(batched))
+    return 1e6 * (time.perf_counter() - t0) / STEPS / networks
+
+
+def step_flops(body, carry) -> float:
+    """Floating-point operations of one ``body`` on one network, as XLA's cost analysis counts them."""
+    cost = jax.jit(body).lower(carry).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost["flops"])
+
+
+def matmul_gflops(networks: int, rows: int, width: int) -> float:
+    """GFLOP/s of ``networks`` batched (rows x width) @ (width x width) float32 products, each followed
+    by its tanh: a hidden layer applied to the collocation points and their time tangents."""
+    x = jnp.ones((networks, rows, width), jnp.float32)
+    w = jnp.ones((networks, width, width), jnp.float32)
+    run = jax.jit(lambda x: jax.lax.scan(lambda x, _: (jnp.tanh(1e-3 * jnp.einsum("bci,bio->bco", x, w)), None),
+                                         x, None, length=STEPS)[0])
+    jax.block_until_ready(run(x))
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(x))
+    return 2.0 * networks * rows * width * width * STEPS / (time.perf_counter() - t0) / 1e9
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--networks", type=int, default=1, help="networks trained at once under vmap")
+    networks = parser.parse_args().networks
+    if networks < 1:
+        parser.error(f"--networks must be at least 1, got {networks}")
     network = NetworkConfig(width=64, depth=3, activation="tanh", n_colloc=256)
     problem = build_problem(SEIR, demo_observations(0), n_colloc=network.n_colloc)
     cfg = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=STEPS, refine_steps=0, precision="float32",
@@ -71,9 +105,16 @@ def main() -> None:
         ("gate + Adam update", update_only, state),
     ]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; "
-          f"{STEPS} steps per part, float32, 3x64 tanh, 256 collocation points")
+          f"{STEPS} steps per part, float32, 3x64 tanh, 256 collocation points, {networks} network(s)")
+    times = []
     for name, body, carry in parts:
-        print(f"{name:45s} {per_step_us(body, carry):8.1f} us per step", flush=True)
+        times.append(per_step_us(body, carry, networks))
+        print(f"{name:45s} {times[-1]:8.1f} us per step and network", flush=True)
+    flops, whole = step_flops(parts[0][1], state), times[0]
+    rate = matmul_gflops(networks, 2 * network.n_colloc, network.width)
+    print(f"whole step: {flops / 1e6:.1f} MFLOP per network (XLA's count), run at {flops / whole / 1e3:.0f} GFLOP/s; "
+          f"hidden layers of this shape (product and tanh) run at {rate:.0f} GFLOP/s here, so all of the step's work at that "
+          f"rate would take {flops / rate / 1e3:.0f} us per network ({1e6 * rate * 1e3 / flops:.0f} steps/s)")
 
 
 if __name__ == "__main__":
