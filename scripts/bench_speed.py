@@ -42,14 +42,14 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"Python {platform.python_version()}, JAX {jax.__version__} on {jax.devices()[0].device_kind}")
     problem = build_problem(SEIR, demo_observations(0))
-    adam = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=args.steps, refine_steps=0)
+    adam = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=args.steps, refine_steps=0, outer_steps=0)
     one = throughput(problem, adam, 1)
     many = throughput(problem, adam, 16)
     print(f"Adam + CGGS, default network 3x64 tanh, {problem.arrays.tau_colloc.size} collocation points, "
           "two gradients per step:")
     print(f"  1 network:    {one:7.0f} steps/s")
     print(f"  16 networks:  {many:7.0f} steps/s per network ({many / one:.2f}x one network)")
-    refine = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=0, refine_steps=800)
+    refine = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=0, refine_steps=800, outer_steps=0)
     lbfgs_one, lbfgs_many = throughput(problem, refine, 1), throughput(problem, refine, 16)
     order = "side by side (vmap)" if members_in_parallel() else "one after another"
     print(f"L-BFGS refinement (from the initial network), members {order} on {jax.default_backend()}:")
