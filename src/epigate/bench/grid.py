@@ -94,7 +94,7 @@ PRESETS = {
                     adam_steps=1000, refine_steps=800, width=32, pretrain_steps=300, refine_rounds=4, n_colloc=128,
                     precision="float32"),
     # the whole grid at the quick training budget, with the 16 seeds that Holm's correction over
-    # each phase's 864 comparisons needs; 72.7 min on 2 cores (docs/benchmarks.md)
+    # each phase's 864 comparisons needs; 104.8 min on 2 cores with release 0.2.7 (docs/benchmarks.md)
     "standard": Preset("standard", ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS,
                        seeds=16, adam_steps=1000, refine_steps=800, width=32, pretrain_steps=300, refine_rounds=4,
                        n_colloc=128, precision="float32"),
