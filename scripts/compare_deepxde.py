@@ -70,8 +70,8 @@ def epigate_steps_per_second(n_networks: int, steps: int) -> float:
     """Adam + CGGS steps per second per network, float32, 3x64 tanh, 256 collocation points."""
     network = NetworkConfig(width=64, depth=3, activation="tanh", n_colloc=256)
     problem = build_problem(SEIR, demo_observations(0), n_colloc=network.n_colloc)
-    cfg = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=steps, refine_steps=0, outer_steps=0, precision="float32",
-                      network=network)
+    cfg = TrainConfig(method="cggs", pretrain_steps=0, adam_steps=steps, refine_steps=0, outer_steps=0,
+                      precision="float32", network=network)
     train(problem, cfg, list(range(n_networks)))  # compile and warm up
     result = train(problem, cfg, list(range(n_networks)))
     return steps * n_networks / result.train_s

@@ -112,9 +112,10 @@ def main() -> None:
         print(f"{name:45s} {times[-1]:8.1f} us per step and network", flush=True)
     flops, whole = step_flops(parts[0][1], state), times[0]
     rate = matmul_gflops(networks, 2 * network.n_colloc, network.width)
-    print(f"whole step: {flops / 1e6:.1f} MFLOP per network (XLA's count), run at {flops / whole / 1e3:.0f} GFLOP/s; "
-          f"hidden layers of this shape (product and tanh) run at {rate:.0f} GFLOP/s here, so all of the step's work at that "
-          f"rate would take {flops / rate / 1e3:.0f} us per network ({1e6 * rate * 1e3 / flops:.0f} steps/s)")
+    print(f"whole step: {flops / 1e6:.1f} MFLOP per network (XLA's count), run at {flops / whole / 1e3:.0f} "
+          f"GFLOP/s; hidden layers of this shape (product and tanh) run at {rate:.0f} GFLOP/s here, so all of the "
+          f"step's work at that rate would take {flops / rate / 1e3:.0f} us per network "
+          f"({1e6 * rate * 1e3 / flops:.0f} steps/s)")
 
 
 if __name__ == "__main__":
