@@ -31,15 +31,19 @@ STEPS = 500
 EPS = 1e-12  # each timed body feeds a negligible multiple of its result back, so nothing is optimised away
 
 
+def seconds_per_step(step, carry) -> float:
+    """Seconds per iteration of ``step`` (carry -> carry), compiled and run ``STEPS`` times in a scan."""
+    run = jax.jit(lambda c: jax.lax.scan(lambda c, _: (step(c), None), c, None, length=STEPS)[0])
+    jax.block_until_ready(run(carry))  # compile
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(carry))
+    return (time.perf_counter() - t0) / STEPS
+
+
 def per_step_us(body, carry, networks: int) -> float:
     """Microseconds per step and network of ``body`` vmapped over ``networks`` copies of ``carry``."""
     batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (networks, *jnp.shape(x))), carry)
-    step = jax.vmap(body)
-    run = jax.jit(lambda c: jax.lax.scan(lambda c, _: (step(c), None), c, None, length=STEPS)[0])
-    jax.block_until_ready(run(batched))  # compile
-    t0 = time.perf_counter()
-    jax.block_until_ready(run(batched))
-    return 1e6 * (time.perf_counter() - t0) / STEPS / networks
+    return 1e6 * seconds_per_step(jax.vmap(body), batched) / networks
 
 
 def step_flops(body, carry) -> float:
@@ -54,12 +58,8 @@ def matmul_gflops(networks: int, rows: int, width: int) -> float:
     by its tanh: a hidden layer applied to the collocation points and their time tangents."""
     x = jnp.ones((networks, rows, width), jnp.float32)
     w = jnp.ones((networks, width, width), jnp.float32)
-    run = jax.jit(lambda x: jax.lax.scan(lambda x, _: (jnp.tanh(1e-3 * jnp.einsum("bci,bio->bco", x, w)), None),
-                                         x, None, length=STEPS)[0])
-    jax.block_until_ready(run(x))
-    t0 = time.perf_counter()
-    jax.block_until_ready(run(x))
-    return 2.0 * networks * rows * width * width * STEPS / (time.perf_counter() - t0) / 1e9
+    layer = lambda x: jnp.tanh(1e-3 * jnp.einsum("bci,bio->bco", x, w))
+    return 2.0 * networks * rows * width * width / seconds_per_step(layer, x) / 1e9
 
 
 def main() -> None:
