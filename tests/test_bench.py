@@ -138,6 +138,16 @@ def test_fingerprint_covers_the_training_settings(monkeypatch):
     assert preset.fingerprint() != before
 
 
+def test_full_preset_trains_as_fit_does():
+    """`full` is the product's recipe (TrainConfig's defaults, outer phase included) for every
+    method, so it cannot drift from what `epigate fit` runs."""
+    from epigate.bench.runner import train_config
+    from epigate.config import TrainConfig
+
+    for method in ("cggs", "fixed", "pcgrad"):
+        assert train_config(PRESETS["full"], method) == TrainConfig(method=method), method
+
+
 def test_holm_family_is_one_phase_and_verdicts_count_cells():
     # 7 seeds, cggs better on every one: exact two-sided p = 2 / 2^7 per comparison. Each phase's
     # family holds 2 comparisons (R0 and peak), so Holm doubles p to 0.031 < 0.05; one family over

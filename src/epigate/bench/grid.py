@@ -65,7 +65,7 @@ class Preset:
     precision: str = "float64"
     record_every: int = 50
     # the product's outer phase (reduced.py) is the same for every method and ends where least
-    # squares does; the comparison is of the phases before it, so only full runs it
+    # squares does; tiny/quick/standard compare the phases before it, full runs it as fit does
     outer_steps: int = 0
     sweep_weights: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03)
     sweep_seeds: int = 3
@@ -86,6 +86,18 @@ class Preset:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _fit_recipe(name: str, seeds: int) -> Preset:
+    """The whole grid trained as ``epigate fit`` trains (``TrainConfig``'s defaults, outer phase
+    included), so that the preset follows the product's recipe when it changes."""
+    from ..config import TrainConfig
+
+    cfg = TrainConfig()
+    return Preset(name, ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS, seeds=seeds,
+                  adam_steps=cfg.adam_steps, refine_steps=cfg.refine_steps, width=cfg.network.width,
+                  pretrain_steps=cfg.pretrain_steps, refine_rounds=cfg.refine_rounds, n_colloc=cfg.network.n_colloc,
+                  precision=cfg.precision, record_every=cfg.record_every, outer_steps=cfg.outer_steps)
+
+
 PRESETS = {
     "tiny": Preset("tiny", ("baseline",), ("5%",), (10,), ("fixed", "floor", "cggs"), seeds=2,
                    adam_steps=100, refine_steps=100, width=16, pretrain_steps=50, refine_rounds=2, n_colloc=32,
@@ -98,8 +110,7 @@ PRESETS = {
     "standard": Preset("standard", ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS,
                        seeds=16, adam_steps=1000, refine_steps=800, width=32, pretrain_steps=300, refine_rounds=4,
                        n_colloc=128, precision="float32"),
-    "full": Preset("full", ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS, seeds=10,
-                   adam_steps=3000, refine_steps=12000, width=64, outer_steps=10),
+    "full": _fit_recipe("full", seeds=10),
 }
 
 
