@@ -2,8 +2,9 @@
 
 `standard` trains 3x32 networks in float32 for 300 + 1000 Adam steps and 800 L-BFGS iterations and
 stops there; `full` trains as the `fit` command does (3x64 networks in float64, 1000 + 2000 Adam
-steps, 1600 L-BFGS iterations, then the outer phase of up to 50 steps). Both draw seed k's data and network from seed k, so on seeds 0-9 (full has
-10) the two presets fit the same data sets: the comparison is paired.
+steps, 1600 L-BFGS iterations, then the outer phase of up to 50 steps). Both draw seed k's data and
+network from seed k, so on seeds 0-9 (full has 10) the two presets fit the same data sets: the
+comparison is paired.
 
 This script runs `full` on the chosen cells and methods and compares with the rows of a finished
 `standard` run: median |R0 error| against the truth and against least squares, the paired median

@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from ..config import TrainConfig
 from ..models import SEIR, CompartmentalModel
 
 NOISES = {  # name -> (noise model, level)
@@ -89,8 +90,6 @@ class Preset:
 def _fit_recipe(name: str, seeds: int) -> Preset:
     """The whole grid trained as ``epigate fit`` trains (``TrainConfig``'s defaults, outer phase
     included), so that the preset follows the product's recipe when it changes."""
-    from ..config import TrainConfig
-
     cfg = TrainConfig()
     return Preset(name, ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS, seeds=seeds,
                   adam_steps=cfg.adam_steps, refine_steps=cfg.refine_steps, width=cfg.network.width,
