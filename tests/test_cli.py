@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 from epigate.cli import app
 
 runner = CliRunner(env={"COLUMNS": "200"})
-FAST = ["--pretrain-steps", "200", "--steps", "400", "--refine-steps", "800", "--refine-rounds", "4", "--quiet"]
+FAST = ["--pretrain-steps", "200", "--steps", "400", "--refine-steps", "800", "--refine-rounds", "4",
+        "--restart-steps", "0", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,7 @@ def test_forecast_csv_extends_every_series_past_the_data(demo_out):
     (["--forecast", "-3"], "--forecast DAYS must be"),
     (["--level", "1.5"], "--level must be in (0, 1)"),
     (["--outer-steps", "-1"], "--outer-steps must be >= 0"),
+    (["--restart-steps", "-1"], "--restart-steps must be >= 0"),
 ])
 def test_bad_options_give_a_clear_error_and_write_nothing(tmp_path, args, message):
     out = tmp_path / "out"

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from epigate.cli import app
 
 runner = CliRunner(env={"COLUMNS": "200"})
-TINY = ["--pretrain-steps", "50", "--steps", "100", "--refine-steps", "100", "--refine-rounds", "2", "--quiet"]
+TINY = ["--pretrain-steps", "50", "--steps", "100", "--refine-steps", "100", "--refine-rounds", "2",
+        "--restart-steps", "0", "--quiet"]
 
 
 # file, arguments (what a modeller would type)

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from epigate import reduced
 from epigate.assumptions import Assumptions
 from epigate.classical import OdeObjective
 from epigate.config import TrainConfig
@@ -15,7 +16,7 @@ from epigate.fit import fit, restarted_reference
 from epigate.models import SEIR
 from epigate.pinn import NetworkConfig, build_problem
 from epigate.summary import summarise
-from epigate.train import TrainingDiverged, _programs, refine_weights, train
+from epigate.train import PHASES, TrainingDiverged, _programs, refine_weights, train
 
 # a third of the default budget, a smaller network and a quarter of the collocation points
 SMALL = TrainConfig(method="cggs", pretrain_steps=500, adam_steps=1500, refine_steps=4000,
@@ -54,7 +55,7 @@ def test_history_records_every_phase_and_the_weights(tiny_seed_fit):
     rec = h.records
     cfg = SMALL
     assert h.step[0] == cfg.pretrain_steps + cfg.record_every and h.step[-1] == cfg.total_steps
-    assert list(np.unique(h.phase)) == [0, 1, 2]
+    assert list(np.unique(h.phase)) == [0, 1, 2]  # no second start: the fit converged
     # one record per outer step, each standing for one re-solve
     outer = h.phase == 2
     assert outer.sum() == cfg.outer_steps and np.all(np.diff(h.step[outer]) == cfg.resolve_steps)
@@ -193,7 +194,7 @@ def test_outer_phase_takes_an_outbreak_started_off_its_growth_mode_to_least_squa
     obs = synthetic_outbreak(SEIR, {"beta": 0.5, "sigma": 0.2, "gamma": 0.1}, population=1e5, horizon=100,
                              observe=("I", "R"), n_obs=20, noise="none", initial={"E": 3e-3, "I": 1e-3}, seed=0)
     cfg = TrainConfig(pretrain_steps=300, adam_steps=1000, refine_steps=800, refine_rounds=4, precision="float32",
-                      network=NetworkConfig(width=32, n_colloc=128))
+                      restart_steps=0, network=NetworkConfig(width=32, n_colloc=128))  # the outer phase alone
     r = fit(obs, SEIR, cfg, [0], profile=False)
     refined = np.exp(r.train.refined.log_rates[0])
     assert refined[0] / refined[2] > 1.3 * r.classical.r0, "the refinement alone no longer shows the bias"
@@ -206,6 +207,32 @@ def test_outer_phase_takes_an_outbreak_started_off_its_growth_mode_to_least_squa
     assert r.train.outer_kept[0]
     assert r.classical.r0 == pytest.approx(5.0, rel=1e-3)
     assert r.train.theta.dtype == np.float32  # the outer phase runs in float64 but hands back the training's type
+
+
+def test_a_rejected_fit_gets_a_second_start_from_the_guess_and_reports_the_best_point():
+    """Where the data reject the estimates, fit runs a second outer phase from the rates training
+    started from (docs/method.md, "The second start") and reports, of every point of both paths,
+    the one the exact ODE fits best. A budget far too small to converge makes the premise."""
+    cfg = TrainConfig(pretrain_steps=10, adam_steps=10, refine_steps=20, refine_rounds=2, record_every=10,
+                      outer_steps=2, resolve_steps=5, restart_steps=3, restart_resolve_steps=7,
+                      network=NetworkConfig(width=8, n_colloc=32))
+    obs = demo_observations(0)
+    r = fit(obs, SEIR, cfg, [0], profile=False)
+    h = r.train.history
+    restart = h.phase == PHASES.index("restart")
+    assert restart.sum() == 3, "the premise failed: this tiny budget was not rejected, so no second start ran"
+    assert np.all(np.diff(h.step[restart]) == 7) and h.step[restart][0] == h.step[~restart][-1] + 7
+    points = r.train.points()
+    assert points.theta.shape[:2] == (1, 1 + 2 + 3)
+    # the second start begins at the model's guess: its first step moves no log-rate by more than the cap
+    guess = np.log([SEIR.guess[p] for p in SEIR.params])
+    first = points.log_rates[0, 3]
+    assert 0 < np.max(np.abs(first - guess)) <= reduced.MAX_LOG_STEP + 1e-12, (first, guess)
+    objective = OdeObjective(SEIR, obs, Assumptions())
+    losses = [objective.loss_of(np.exp(points.log_rates[0, j]), np.exp(points.log_rho[0, j]), r.u0[0])
+              for j in range(points.theta.shape[1])]
+    assert r.ode_loss[0] == pytest.approx(min(losses), rel=1e-12)
+    np.testing.assert_array_equal(r.train.theta[0], points.theta[0, r.train.outer_point[0]])
 
 
 def test_members_side_by_side_give_what_one_after_another_gives(monkeypatch):

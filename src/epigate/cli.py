@@ -266,6 +266,9 @@ def fit(
     outer_steps: int = typer.Option(None, help="Outer Gauss-Newton steps on the estimates, the network re-solving "
                                                "the ODE at each (default 50; a network stops early once its "
                                                "steps fall below 1e-4 in log; 0 skips them: see docs/method.md)."),
+    restart_steps: int = typer.Option(None, help="Outer steps of the second start, run only where the data reject "
+                                                 "the estimates against least squares' (default 100, each re-solve "
+                                                 "1000 L-BFGS iterations: minutes; 0: none; see docs/method.md)."),
     lr: float = typer.Option(None, help="Adam's initial learning rate (default 2e-3)."),
     lam_ref: float = typer.Option(None, help="Reference physics weight (default 0.01; see docs/method.md)."),
     precision: str = typer.Option("float64", help="float64 (the default) or float32 (not faster with this recipe: see docs/method.md)."),
@@ -300,6 +303,8 @@ def fit(
         _fail(f"--seeds must be >= 1, got {seeds}")
     if outer_steps is not None and outer_steps < 0:
         _fail(f"--outer-steps must be >= 0 (0 skips the outer phase), got {outer_steps}")
+    if restart_steps is not None and restart_steps < 0:
+        _fail(f"--restart-steps must be >= 0 (0: no second start), got {restart_steps}")
     if bootstrap is not None and bootstrap < 2:
         _fail(f"--bootstrap K needs K >= 2 (one network on the data, K-1 on resampled data), got {bootstrap}")
     if bootstrap is not None and seeds > 1:
@@ -316,7 +321,8 @@ def fit(
         _fail("give exactly one of: a CSV file, --dataset NAME, or --demo")
     try:
         given = {"pretrain_steps": pretrain_steps, "adam_steps": steps, "refine_steps": refine_steps,
-                 "refine_rounds": refine_rounds, "outer_steps": outer_steps, "learning_rate": lr, "lam_ref": lam_ref}
+                 "refine_rounds": refine_rounds, "outer_steps": outer_steps, "restart_steps": restart_steps,
+                 "learning_rate": lr, "lam_ref": lam_ref}
         cfg = TrainConfig(method=method, precision=precision, **{k: v for k, v in given.items() if v is not None})
         model_ = _choose_model(model, dataset)
         known_initial, estimate_initial = _split_initial(initial)

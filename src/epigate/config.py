@@ -41,6 +41,10 @@ class TrainConfig:
             network re-solving the ODE at each (``reduced.py``; 0 skips the phase); ``fit`` reports
             the point of the path the exact ODE fits best.
         resolve_steps: L-BFGS iterations of each re-solve.
+        restart_steps: outer steps of the second start (0: none): where the data reject the
+            estimates against least squares', ``fit`` runs a second outer phase from the rates where
+            training started (docs/method.md, "The second start").
+        restart_resolve_steps: L-BFGS iterations of each of the second start's re-solves.
         precision: ``float64`` (JAX's x64 mode for this training only; the default) or
             ``float32`` (the demo trains no faster in it: its L-BFGS line searches take longer).
     """
@@ -62,6 +66,8 @@ class TrainConfig:
     lbfgs_memory: int = 20
     outer_steps: int = 50
     resolve_steps: int = 300
+    restart_steps: int = 100
+    restart_resolve_steps: int = 1000
     precision: str = "float64"
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
@@ -84,6 +90,9 @@ class TrainConfig:
         if self.outer_steps < 0 or self.resolve_steps < 1:
             raise ValueError(f"outer_steps must be >= 0 and resolve_steps >= 1, got {self.outer_steps} and "
                              f"{self.resolve_steps}")
+        if self.restart_steps < 0 or self.restart_resolve_steps < 1:
+            raise ValueError(f"restart_steps must be >= 0 and restart_resolve_steps >= 1, got {self.restart_steps} "
+                             f"and {self.restart_resolve_steps}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be float32 or float64, got {self.precision!r}")
         if not self.learning_rate > 0 or not self.lam_ref > 0 or not 0 < self.alpha <= 1:

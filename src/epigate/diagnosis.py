@@ -3,7 +3,7 @@
 A fit is ``not_converged`` when any of these holds (each adds a reason):
 
 - the data reject the PINN's estimates against least squares under the same assumptions, and
-  they differ from least squares' by more than ``AGREEMENT`` (R0 or a free rate). The data reject
+  they differ from least squares' by more than ``fit.AGREEMENT`` (R0 or a free rate). The data reject
   them when the likelihood-ratio statistic of the ODE solved with the PINN's rates and start,
   against the least-squares optimum, exceeds ``LR_LIMIT`` (the 95 % point of chi-square with 1
   degree of freedom). Below it, every number the PINN reports lies inside least squares' 95 %
@@ -18,7 +18,7 @@ A fit is ``not_converged`` when any of these holds (each adds a reason):
 
 Warnings: least squares' own estimates at a bound of their search (the reference itself is then
 not an interior optimum); estimates the data distinguish from least squares' but that agree within
-``AGREEMENT``; and an ``ok`` fit whose estimates differ from least squares' by more than
+``fit.AGREEMENT``; and an ``ok`` fit whose estimates differ from least squares' by more than
 ``LOOSE_R0`` although the data cannot tell the two apart (they are then only loosely pinned).
 """
 
@@ -29,12 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import LOG_RATE_BOUNDS, LOG_RHO_BOUNDS, ClassicalFit
-from .fit import FitResult
-from .likelihood import SCALE_ESTIMATED
+from .fit import LR_LIMIT, FitResult
 from .pinn import RATE_FLOOR
 
-LR_LIMIT = 3.841  # chi-square(1) 95 % point: the likelihood-ratio statistic above which the data reject the PINN
-AGREEMENT = 0.01  # estimates within this relative difference of least squares' agree, whatever the data say
 LOOSE_R0 = 0.05  # an ok fit whose estimates differ from least squares' by more than this gets a warning
 NEGATIVE_PEOPLE = 0.5  # a compartment below minus this many people is not a trajectory
 BOUND_RTOL = 1e-3  # an estimate within this relative distance of a bound is at the bound
@@ -54,35 +51,11 @@ class Verdict:
         return self.status == "ok"
 
 
-def likelihood_ratio(result: FitResult) -> float:
-    """The likelihood-ratio statistic of the PINN's estimates (median member's ODE misfit) against
-    least squares: >= 0, about chi-square(1) distributed when the PINN is at least squares'
-    optimum along one direction, infinite when it cannot be computed."""
-    n = int(np.isfinite(result.obs.values).sum())
-    pinn, lsq = np.nanmedian(result.ode_loss) if result.ok.any() else np.nan, result.classical.loss
-    with np.errstate(all="ignore"):
-        if result.assumptions.likelihood in SCALE_ESTIMATED:
-            stat = n * np.log(pinn / max(lsq, 1e-300))
-        else:  # the losses are mean deviances
-            stat = n * (pinn - lsq)
-    return float(max(stat, 0.0)) if np.isfinite(stat) else np.inf
-
-
-def largest_difference(result: FitResult) -> float:
-    """Largest relative difference between the PINN's (median) estimates and least squares': over
-    R0 and every free rate."""
-    pinn = np.nanmedian(result.rates, axis=0)
-    gaps = [np.nanmedian(result.r0) / result.classical.r0 - 1]
-    gaps += [pinn[i] / result.classical.rates[name] - 1 for i, name in enumerate(result.model.params)
-             if name not in result.assumptions.fixed]
-    return float(np.max(np.abs(gaps))) if np.all(np.isfinite(gaps)) else np.inf
-
-
 def diagnose(result: FitResult) -> Verdict:
     reasons, warnings = [], []
-    ratio, stat, gap = result.misfit_ratio, likelihood_ratio(result), largest_difference(result)
+    ratio, stat, gap = result.misfit_ratio, result.likelihood_ratio, result.largest_difference
     rejected = not stat <= LR_LIMIT
-    if rejected and not gap <= AGREEMENT:
+    if result.rejected:
         reasons.append(f"the data reject the PINN's estimates against least squares (likelihood ratio {stat:.3g} > "
                        f"{LR_LIMIT:g}; the ODE with the PINN's estimates fits {ratio:.3g}x worse; its estimates "
                        f"differ by up to {100 * gap:.3g} %)")

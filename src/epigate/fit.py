@@ -18,15 +18,18 @@ from .assumptions import Assumptions
 from .bootstrap import NoiseModel, fitted_noise, resample
 from .classical import ClassicalFit, OdeObjective, classical_fit
 from .data import Observations, initial_fractions
+from .likelihood import SCALE_ESTIMATED
 from .models import CompartmentalModel, simulate_numpy
 from .pinn import build_problem, stack_problems
 from .profile import DEFAULT_LEVEL as PROFILE_LEVEL, ProfileResult, profile_intervals
 from .config import TrainConfig
-from .train import ProgressFn, TrainingDiverged, TrainResult, network_states, train
+from .train import ProgressFn, TrainingDiverged, TrainResult, network_states, second_start, train
 
 GRID_POINTS = 401  # points of the fine time grid for trajectories and figures
 PEAK_SEARCH_HORIZONS = 4.0  # the peak is searched up to this many data horizons
 INTERVAL_LEVEL = 0.9  # default level of the PINN's intervals (bootstrap or training spread)
+LR_LIMIT = 3.841  # chi-square(1) 95 % point: the likelihood-ratio statistic above which the data reject the PINN
+AGREEMENT = 0.01  # estimates within this relative difference of least squares' agree, whatever the data say
 REFERENCE_GAIN = 1e-3  # a restart from the PINN's estimate this much (relative loss) better replaces the reference
 
 
@@ -111,6 +114,38 @@ class FitResult:
             return float(np.nanmedian(self.ode_loss) / max(self.classical.loss, 1e-300)) if self.ok.any() else np.nan
 
 
+    @property
+    def likelihood_ratio(self) -> float:
+        """The likelihood-ratio statistic of the PINN's estimates (median member's ODE misfit) against
+        least squares: >= 0, about chi-square(1) distributed when the PINN is at least squares'
+        optimum along one direction, infinite when it cannot be computed. The deviance difference
+        for counts; n log(L_pinn / L_lsq) for the squared errors (gaussian noise of unknown scale)."""
+        n = int(np.isfinite(self.obs.values).sum())
+        pinn, lsq = np.nanmedian(self.ode_loss) if self.ok.any() else np.nan, self.classical.loss
+        with np.errstate(all="ignore"):
+            if self.assumptions.likelihood in SCALE_ESTIMATED:
+                stat = n * np.log(pinn / max(lsq, 1e-300))
+            else:  # the losses are mean deviances
+                stat = n * (pinn - lsq)
+        return float(max(stat, 0.0)) if np.isfinite(stat) else np.inf
+
+    @property
+    def largest_difference(self) -> float:
+        """Largest relative difference between the PINN's (median) estimates and least squares': over
+        R0 and every free rate."""
+        pinn = np.nanmedian(self.rates, axis=0)
+        gaps = [np.nanmedian(self.r0) / self.classical.r0 - 1]
+        gaps += [pinn[i] / self.classical.rates[name] - 1 for i, name in enumerate(self.model.params)
+                 if name not in self.assumptions.fixed]
+        return float(np.max(np.abs(gaps))) if np.all(np.isfinite(gaps)) else np.inf
+
+    @property
+    def rejected(self) -> bool:
+        """The data reject the PINN's estimates against least squares' (likelihood ratio above
+        ``LR_LIMIT``) and the two differ by more than ``AGREEMENT``: the fit has not converged."""
+        return not self.likelihood_ratio <= LR_LIMIT and not self.largest_difference <= AGREEMENT
+
+
 def ode_peak(model: CompartmentalModel, rates, u0, horizon: float, population: float) -> tuple[float, float]:
     """Time and height (people) of the infectious peak of the ODE solution, searched up to
     ``PEAK_SEARCH_HORIZONS`` data horizons so that a peak after the data is still found."""
@@ -184,7 +219,11 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: S
     if result.diverged.all():
         raise TrainingDiverged(f"method {cfg.method}: every ensemble member diverged "
                                f"(first at step {result.diverged_step.min()})")
-    return finish(_assemble(obs, model, cfg, assumptions, list(seeds), result, classical, t_start))
+    fitted = _assemble(obs, model, cfg, assumptions, list(seeds), result, classical, t_start)
+    if cfg.outer_steps and cfg.restart_steps and fitted.rejected:
+        result = second_start(problem, cfg, fitted.train, progress=progress)
+        fitted = _assemble(obs, model, cfg, assumptions, list(seeds), result, classical, t_start)
+    return finish(fitted)
 
 
 def restarted_reference(fitted: FitResult) -> FitResult:

@@ -38,7 +38,7 @@ from . import balancing, reduced
 from .config import PRECISIONS, TrainConfig, make_strategy, strategy_neutral
 from .pinn import NetworkConfig, Problem, ProblemArrays, ProblemSpec, initial_phi, make_losses, make_network
 
-PHASES = ("adam", "refine", "outer")  # History.phase indexes this
+PHASES = ("adam", "refine", "outer", "restart")  # History.phase indexes this
 
 
 class TrainingDiverged(RuntimeError):
@@ -74,6 +74,11 @@ class History:
 
     def member(self, k: int) -> "History":
         return History(self.step, self.phase, Record(*(x[k:k + 1] for x in self.records)))
+
+    def then(self, later: "History") -> "History":
+        """These records followed by ``later``'s."""
+        return History(np.concatenate([self.step, later.step]), np.concatenate([self.phase, later.phase]),
+                       Record(*(np.concatenate([x, y], axis=1) for x, y in zip(self.records, later.records))))
 
     @property
     def rates(self) -> np.ndarray:
@@ -443,21 +448,25 @@ ProgressFn = Callable[[str, int, int], None]  # (phase, steps done, steps total)
 class _Monitor:
     """Collects records, finds the first non-finite loss of each member, reports progress."""
 
-    def __init__(self, cfg: TrainConfig, seeds, progress: ProgressFn | None, raise_on_divergence: bool):
+    def __init__(self, cfg: TrainConfig, seeds, progress: ProgressFn | None, raise_on_divergence: bool,
+                 done: int = 0, total: int | None = None):
         self.cfg, self.seeds, self.progress, self.raise_on_divergence = cfg, seeds, progress, raise_on_divergence
         self.records: list[Record] = []
         self.phases: list[np.ndarray] = []
         self.steps: list[np.ndarray] = []
         self.diverged_step = np.full(len(seeds), -1)
-        self.done = 0
+        self.done = done  # steps before this monitor's first record
+        self.total = cfg.total_steps if total is None else total
 
     def add(self, rec: Record, phase: str) -> bool:
         """Take a chunk's records (K, n) of ``phase`` (pretrain, adam, refine or outer; pre-training
         is checked for divergence but not kept in the history); return True once every member has
-        diverged. A record stands for ``record_every`` steps, or one re-solve in the outer phase."""
+        diverged. A record stands for ``record_every`` steps, or one re-solve in the outer phase and the
+        second start (restart)."""
         rec = Record(*(np.asarray(x) for x in rec))
         loss = rec.loss_data + rec.loss_phys
-        every = self.cfg.resolve_steps if phase == "outer" else self.cfg.record_every
+        every = {"outer": self.cfg.resolve_steps, "restart": self.cfg.restart_resolve_steps}.get(phase,
+                                                                                             self.cfg.record_every)
         steps = self.done + every * np.arange(1, loss.shape[1] + 1)
         bad = ~np.isfinite(loss)
         for k in np.where(bad.any(axis=1) & (self.diverged_step < 0))[0]:
@@ -468,7 +477,7 @@ class _Monitor:
             self.steps.append(steps)
         self.done = int(steps[-1])
         if self.progress:
-            self.progress(phase, self.done, self.cfg.total_steps)
+            self.progress(phase, self.done, self.total)
         diverged = self.diverged_step >= 0
         if self.raise_on_divergence and diverged.any():
             k = int(np.argmax(diverged))
@@ -521,25 +530,55 @@ def _outer_program(spec: ProblemSpec, network: NetworkConfig, outer_steps: int, 
     return jax.jit(_over_members(run, (0, 0, 0 if batched else None), parallel))
 
 
-def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monitor: _Monitor) -> TrainResult:
-    """The outer phase (``reduced.py``) on every member that has not diverged, in float64."""
-    t0 = time.perf_counter()
+def _outer_path(problem: Problem, cfg: TrainConfig, start: Estimates, phase: str, monitor: _Monitor) -> Estimates:
+    """The outer phase (``reduced.py``) from ``start``, in float64: the estimates and weights after
+    each of ``cfg.outer_steps`` steps of ``cfg.resolve_steps``-iteration re-solves, axes (K, S, ...).
+    A member that starts with NaNs (diverged) starts done (reduced.OuterSolver.init) and stays NaN."""
     with jax.enable_x64(True):
         f64 = lambda x: jnp.asarray(x, jnp.float64)
         arrays = jax.tree.map(f64, problem.arrays)
-        # a diverged member's NaNs make it start done (reduced.OuterSolver.init): it is skipped
-        phi = tuple(f64(x) for x in (result.log_rates, result.log_rho, result.log_u0))
+        phi = tuple(f64(x) for x in start[:3])
         program = _outer_program(problem.spec, cfg.network, cfg.outer_steps, cfg.resolve_steps, problem.batched,
                                  members_in_parallel())
-        theta, rec = jax.block_until_ready(program(f64(result.theta), phi, arrays))
+        theta, rec = jax.block_until_ready(program(f64(start.theta), phi, arrays))
         nan = np.full(np.shape(rec.loss_data), np.nan)
-        monitor.add(Record(rec.loss_data, rec.loss_phys, nan, nan, nan, nan, nan, nan, rec.log_rates), "outer")
-        path = Estimates(*(np.array(x, dtype=float) for x in rec.phi), np.array(rec.theta, dtype=result.theta.dtype))
+        monitor.add(Record(rec.loss_data, rec.loss_phys, nan, nan, nan, nan, nan, nan, rec.log_rates), phase)
+        path = Estimates(*(np.array(x, dtype=float) for x in rec.phi), np.array(rec.theta, dtype=start.theta.dtype))
         path.theta[:, -1] = theta  # the last point is the final one: its network re-solved once more
     for x in path[:3]:
-        x[result.diverged] = np.nan
+        x[~np.all(np.isfinite(start.log_rates), axis=1)] = np.nan
+    return path
+
+
+def _outer_phase(problem: Problem, cfg: TrainConfig, result: TrainResult, monitor: _Monitor) -> TrainResult:
+    """The outer phase from the refinement's point on every member that has not diverged."""
+    t0 = time.perf_counter()
+    path = _outer_path(problem, cfg, result.refined, "outer", monitor)
     done = replace(result, outer_path=path, history=monitor.history(), outer_s=time.perf_counter() - t0)
-    return done.choose(np.full(len(theta), cfg.outer_steps))
+    return done.choose(np.full(len(path.theta), cfg.outer_steps))
+
+
+def second_start(problem: Problem, cfg: TrainConfig, result: TrainResult, *,
+                 progress: ProgressFn | None = None) -> TrainResult:
+    """``result`` with a second outer phase appended to its path (docs/method.md, "The second start"):
+    from the refinement's network and estimates with the rates reset to where training started
+    (``rates_guess``), ``cfg.restart_steps`` steps of ``cfg.restart_resolve_steps``-iteration re-solves.
+
+    The outer phase is a local method: from the refinement's point it goes to the nearest optimum,
+    which on long cumulative series is a local one; the rates training started from lie in the
+    global optimum's basin there. ``outer_point`` is left as it was: the caller chooses among
+    the points of the longer path."""
+    t0 = time.perf_counter()
+    restart = replace(cfg, outer_steps=cfg.restart_steps, resolve_steps=cfg.restart_resolve_steps)
+    steps = int(result.history.step[-1]) if len(result.history.step) else 0
+    monitor = _Monitor(cfg, list(range(len(result.theta))), progress, raise_on_divergence=False, done=steps,
+                       total=steps + cfg.restart_steps * cfg.restart_resolve_steps)
+    guess = np.broadcast_to(np.log(np.asarray(problem.arrays.rates_guess, float)), result.refined.log_rates.shape)
+    start = result.refined._replace(log_rates=np.where(result.diverged[:, None], np.nan, guess))
+    path = _outer_path(problem, restart, start, "restart", monitor)
+    joined = Estimates(*(np.concatenate([x, y], axis=1) for x, y in zip(result.outer_path, path)))
+    return replace(result, outer_path=joined, history=result.history.then(monitor.history()),
+                   outer_s=result.outer_s + time.perf_counter() - t0)
 
 
 def precision_scope(cfg: TrainConfig):
