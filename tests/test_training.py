@@ -233,6 +233,8 @@ def test_a_rejected_fit_gets_a_second_start_from_the_guess_and_reports_the_best_
               for j in range(points.theta.shape[1])]
     assert r.ode_loss[0] == pytest.approx(min(losses), rel=1e-12)
     np.testing.assert_array_equal(r.train.theta[0], points.theta[0, r.train.outer_point[0]])
+    said = [w for w in diagnose(r).warnings if "a second start ran" in w]
+    assert len(said) == 1 and "(3 outer steps" in said[0], diagnose(r).warnings
 
 
 def test_members_side_by_side_give_what_one_after_another_gives(monkeypatch):

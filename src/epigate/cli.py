@@ -45,10 +45,10 @@ def _progress_bar(quiet: bool):
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
     task = {"id": None}
 
-    def update(phase: str, done: int, total: int):
+    def update(phase: str, done: int, total: int):  # the total grows if a second start runs
         if task["id"] is None:
             task["id"] = bar.add_task("training", total=total)
-        bar.update(task["id"], completed=done, description=f"training ({phase})")
+        bar.update(task["id"], completed=done, total=total, description=f"training ({phase})")
 
     return bar, update
 

@@ -31,6 +31,7 @@ import numpy as np
 from .classical import LOG_RATE_BOUNDS, LOG_RHO_BOUNDS, ClassicalFit
 from .fit import LR_LIMIT, FitResult
 from .pinn import RATE_FLOOR
+from .train import PHASES
 
 LOOSE_R0 = 0.05  # an ok fit whose estimates differ from least squares' by more than this gets a warning
 NEGATIVE_PEOPLE = 0.5  # a compartment below minus this many people is not a trajectory
@@ -84,6 +85,13 @@ def diagnose(result: FitResult) -> Verdict:
         warnings.append(f"the outer phase did not improve the fit of {int(given_up.sum())} of {int(ok.sum())} "
                         f"network(s): the refinement's estimates are reported for them (docs/method.md, "
                         f"\"The outer phase\")")
+    second = result.train.history.phase == PHASES.index("restart")
+    if second.any():
+        chosen = result.train.outer_point > result.config.outer_steps
+        warnings.append(f"the data rejected the outer phase's estimates, so a second start ran from the rates "
+                        f"training started from ({int(second.sum())} outer steps, docs/method.md, \"The second "
+                        f"start\"); the point reported comes from it in {int((chosen & ok).sum())} of "
+                        f"{int(ok.sum())} network(s)")
     status = "not_converged" if reasons else "ok"
     return Verdict(status, tuple(reasons), tuple(warnings + reference_warnings(result)
                                                  + classical_bound_warnings(result.classical, result)))

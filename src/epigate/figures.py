@@ -64,7 +64,7 @@ def training_figure(result: FitResult, path: Path) -> None:
     """Losses, physics weight lambda and cosine c over training (all members)."""
     h = result.train.history
     step, rec = h.step, h.records
-    phase_starts = [step[np.argmax(h.phase == k)] for k in (1, 2) if (h.phase == k).any()]
+    phase_starts = [step[np.argmax(h.phase == k)] for k in (1, 2, 3) if (h.phase == k).any()]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for k in range(rec.loss_data.shape[0]):
         axes[0].semilogy(step, rec.loss_data[k], color=COLORS[0], alpha=0.6, label="L_data" if k == 0 else None)
@@ -80,7 +80,7 @@ def training_figure(result: FitResult, path: Path) -> None:
     axes[2].set_ylim(-1.05, 1.05)
     for ax in axes:
         ax.set_xlabel("step")
-        for start in phase_starts:  # refinement, outer phase
+        for start in phase_starts:  # refinement, outer phase, second start
             ax.axvline(start, color="gray", ls="--", lw=1)
     _save(fig, path)
 

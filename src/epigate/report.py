@@ -108,7 +108,8 @@ PINN is judged against.</p>
 {_img(*figures[0])}
 <h2>Training diagnostics</h2>
 <p>Estimates over training (dashed: least squares), then losses, the physics weight &lambda; and the cosine c
-between the data and physics gradients (dashed vertical lines: start of the L-BFGS refinement and of the outer phase).</p>
+between the data and physics gradients (dashed vertical lines: start of the L-BFGS refinement, of the outer phase
+and, where one ran, of the second start).</p>
 {_img(*figures[1])}
 {_img(*figures[2])}
 <p>Time: {number(timing.runtime_s, 3)} s in all ({number(timing.compile_s, 3)} s compiling,
