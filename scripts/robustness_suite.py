@@ -44,7 +44,7 @@ from epigate.diagnosis import classical_bound_warnings
 from epigate.fit import fit, start_compartments
 from epigate.models import SEIR, SIR
 from epigate.summary import summarise
-from epigate.train import clear_compiled
+from epigate.train import PHASES, clear_compiled
 
 TRUTH = {"beta": 0.6, "sigma": 0.25, "gamma": 0.2}
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -121,12 +121,14 @@ def run_case(case: Case, cfg: TrainConfig) -> dict:
     loose = any("only loosely" in w for w in s.warnings)
     reference_at_bound = bool(classical_bound_warnings(result.classical, result))
     restart = result.classical_restart
+    second_start = bool((result.train.history.phase == PHASES.index("restart")).any())
     return dict(name=case.name, r0=result.r0[0], r0_lsq=result.classical.r0, errors=errors,
                 misfit=result.misfit_ratio, status=s.status, loose=loose, passed=passed, seconds=seconds,
                 r0_interval=s.quantity("R0").classical_interval, reference_at_bound=reference_at_bound,
                 restart_r0=np.nan if restart is None else restart.r0,
                 restart_misfit=np.nan if restart is None else restart.loss / max(result.classical.loss, 1e-300),
-                restarted=result.classical_from_guess is not None)
+                restarted=result.classical_from_guess is not None, second_start=second_start,
+                second_start_chosen=second_start and bool(result.train.outer_point[0] > cfg.outer_steps))
 
 
 def interval_text(interval) -> str:
@@ -146,11 +148,12 @@ def main():
     args = parser.parse_args()
     cfg = TrainConfig()
     if args.quick:
-        cfg = replace(cfg, pretrain_steps=250, adam_steps=500, refine_steps=400, outer_steps=3)
+        cfg = replace(cfg, pretrain_steps=250, adam_steps=500, refine_steps=400, outer_steps=3, restart_steps=5)
     cases = [c for c in synthetic_cases() + shared_cases()
              if not args.only or any(part in c.name for part in args.only)][args.skip:]
     print(f"{len(cases)} cases; PINN {cfg.precision}, {cfg.pretrain_steps}+{cfg.adam_steps} Adam + "
-          f"{cfg.refine_steps} L-BFGS steps + {cfg.outer_steps} outer steps of {cfg.resolve_steps}, one network; "
+          f"{cfg.refine_steps} L-BFGS steps + {cfg.outer_steps} outer steps of {cfg.resolve_steps} (where rejected, a "
+          f"second start: {cfg.restart_steps} of {cfg.restart_resolve_steps}), one network; "
           f"pass = R0, peak day and size within "
           f"{TOLERANCE:.0%} of least squares", flush=True)
     print(f"{'case':75s} {'PINN R0':>9s} {'LSQ R0':>9s} {'LSQ 95 % R0':>19s} {'R0 %':>7s} {'day %':>7s} {'size %':>7s} "
@@ -163,14 +166,16 @@ def main():
             row = dict(name=case.name, r0=np.nan, r0_lsq=np.nan, errors=(np.nan,) * 3, misfit=np.nan,
                        status=f"error: {type(e).__name__}", loose=False, passed=False, seconds=np.nan,
                        r0_interval=None, reference_at_bound=False, restart_r0=np.nan, restart_misfit=np.nan,
-                       restarted=False)
+                       restarted=False, second_start=False, second_start_chosen=False)
         clear_compiled()  # each case has its own shapes: without this, 42 cases exhaust LLVM's code memory
         rows.append(row)
         e = [f"{100 * x:+7.1f}" for x in row["errors"]]
         mark = "pass" if row["passed"] else ("flagged" if row["status"] == "not_converged" else
                                              "loose" if row["loose"] else "SILENT")
         bound = (" (LSQ at a bound)" if row["reference_at_bound"] else "") + (
-            " (reference restarted)" if row["restarted"] else "")
+            " (reference restarted)" if row["restarted"] else "") + (
+            "" if not row["second_start"] else " (second start, its point)" if row["second_start_chosen"] else
+            " (second start, not better)")
         print(f"{row['name']:75s} {row['r0']:9.4g} {row['r0_lsq']:9.4g} {interval_text(row['r0_interval']):>19s} "
               f"{' '.join(e)} {row['misfit']:8.3g} {row['status']:>13s} {row['seconds']:5.0f}  {mark}{bound}; "
               f"{row['restart_r0']:.4g}, {row['restart_misfit']:.3g}", flush=True)
@@ -189,6 +194,10 @@ def main():
     print(f"of the {len(failed)} failures: the PINN's R0 lies inside least squares' own 95 % profile interval in "
           f"{held}; that interval is open or spans more than +-5 % in {wide}; least squares sits at a bound of "
           f"its search in {sum(r['reference_at_bound'] for r in failed)}", flush=True)
+    ran = [r for r in rows if r["second_start"]]
+    print(f"a second start ran in {len(ran)} of the {len(rows)} cases; its point was reported in "
+          f"{sum(r['second_start_chosen'] for r in ran)}, which then passed in "
+          f"{sum(r['second_start_chosen'] and r['passed'] for r in ran)}", flush=True)
     elsewhere = sum(r["restart_misfit"] > 1.0 + LOCAL_OPTIMUM_GAP for r in failed)
     restarted = sum(r["restarted"] for r in rows)
     print(f"least squares restarted from the PINN's rates stops more than {LOCAL_OPTIMUM_GAP:.0%} worse than its own "
