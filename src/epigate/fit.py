@@ -113,7 +113,6 @@ class FitResult:
         with np.errstate(all="ignore"):
             return float(np.nanmedian(self.ode_loss) / max(self.classical.loss, 1e-300)) if self.ok.any() else np.nan
 
-
     @property
     def likelihood_ratio(self) -> float:
         """The likelihood-ratio statistic of the PINN's estimates (median member's ODE misfit) against

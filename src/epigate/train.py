@@ -106,9 +106,10 @@ class TrainResult:
         log_rates_adam: (K, p) log rates at the end of the first-order phase.
         refined: the estimates and weights at the end of the refinement, before the outer phase.
         outer_path: the estimates and weights after each outer step, axes (K, S, ...) (S = 0
-            without an outer phase); the last step's weights are the final re-solve's.
-        outer_point: (K,) the point reported: 0 the refinement's, j >= 1 after outer step j
-            (:meth:`choose`); S where nothing was chosen.
+            without an outer phase), then after each step of the second start where one ran
+            (:func:`second_start`); each phase's last weights are its final re-solve's.
+        outer_point: (K,) the point reported: 0 the refinement's, j >= 1 after step j of that
+            path (:meth:`choose`); S where nothing was chosen.
         theta: (K, P) final network weights; theta_adam: (K, P) at the end of the first phase.
         history: the training records.
         diverged_step: (K,) first recorded step with a non-finite loss, -1 if none.
