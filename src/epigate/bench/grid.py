@@ -89,7 +89,9 @@ class Preset:
 
 def _fit_recipe(name: str, seeds: int) -> Preset:
     """The whole grid trained as ``epigate fit`` trains (``TrainConfig``'s defaults, outer phase
-    included), so that the preset follows the product's recipe when it changes."""
+    included), so that the preset follows the product's recipe when it changes. The benchmark
+    (``fit_batch``) never runs ``fit``'s second start, a retry on rejected fits that belongs to no
+    balancing method."""
     cfg = TrainConfig()
     return Preset(name, ("baseline", "stiff", "partial"), tuple(NOISES), (10, 20, 40), METHODS, seeds=seeds,
                   adam_steps=cfg.adam_steps, refine_steps=cfg.refine_steps, width=cfg.network.width,
