@@ -66,7 +66,7 @@ class TrainConfig:
     lbfgs_memory: int = 20
     outer_steps: int = 50
     resolve_steps: int = 300
-    restart_steps: int = 100
+    restart_steps: int = 150
     restart_resolve_steps: int = 1000
     precision: str = "float64"
     network: NetworkConfig = field(default_factory=NetworkConfig)
