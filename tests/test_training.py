@@ -12,7 +12,7 @@ from epigate.classical import OdeObjective
 from epigate.config import TrainConfig
 from epigate.data import demo_observations, synthetic_outbreak
 from epigate.diagnosis import diagnose
-from epigate.fit import fit, restarted_reference
+from epigate.fit import AGREEMENT, fit, relative_gap, restarted_reference
 from epigate.models import SEIR
 from epigate.pinn import NetworkConfig, build_problem
 from epigate.summary import summarise
@@ -161,6 +161,31 @@ def test_a_fit_far_from_least_squares_is_flagged_not_converged(tiny_seed_fit):
     assert s.status == "not_converged" and s.verdict.startswith("NOT CONVERGED")
     # the start assumption is visible: least squares with E(0), I(0) estimated is reported beside it
     assert s.quantity("R0").classical_free_start == pytest.approx(result.classical_free_start.r0)
+
+
+def test_a_fit_whose_peak_is_off_is_flagged_although_its_rates_agree(tiny_seed_fit):
+    """The same rates with three times the infectious start (what a stalled start estimate gives):
+    the peak comes about 11 days early. The rates agree with least squares' within 0.2 %, so only
+    the peak tells that the data reject this fit."""
+    result = tiny_seed_fit
+    start = result.u0.copy()
+    infectious = result.model.state_index("I")
+    start[:, infectious] *= 3.0
+    start[:, 0] = 1.0 - start[:, 1:].sum(axis=1)
+    objective = OdeObjective(result.model, result.obs, result.assumptions)
+    moved = replace(result, u0=start, ode_loss=np.array([objective.loss_of(result.rates[0], result.rho[0], start[0])]))
+    assert moved.largest_difference == result.largest_difference < AGREEMENT  # the premise: the rates agree
+    assert result.peak_difference < 0.03 and moved.peak_difference > 0.05, (result.peak_difference,
+                                                                            moved.peak_difference)
+    verdict = diagnose(moved)
+    assert verdict.status == "not_converged" and "its peak by" in verdict.reasons[0], verdict
+
+
+@pytest.mark.parametrize("value, reference, gap", [(0.0, 0.0, 0.0), (3.0, 3.0, 0.0), (1.1, 1.0, 0.1), (0.9, 1.0, 0.1),
+                                                   (0.5, 0.0, np.inf), (np.nan, 1.0, np.inf), (1.0, np.inf, np.inf)])
+def test_relative_gap_is_zero_for_equal_values_and_infinite_where_undefined(value, reference, gap):
+    """A peak at day 0 in both fits agrees (Nigeria's declining outbreak); against 0 nothing else can."""
+    assert relative_gap(value, reference) == pytest.approx(gap)
 
 
 def test_a_reference_stuck_in_a_worse_optimum_is_replaced_by_the_restart_from_the_pinn(tiny_seed_fit):

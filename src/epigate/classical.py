@@ -108,8 +108,8 @@ class OdeObjective:
     def loss_of(self, rates, rho, u0) -> float:
         """Data loss (sum of squared residuals, as ``ClassicalFit.loss``) of the exact ODE solution
         with the given rates (p,) in the model's order, reporting fractions (k,) and initial state."""
-        x = self.pack(dict(zip(self.model.params, rates)), rho, u0)
-        return float(np.sum(self.residuals(x) ** 2))
+        return float(np.sum(self.residuals_at(np.asarray(rates, float), np.asarray(rho, float),
+                                              np.asarray(u0, float)) ** 2))
 
     def expected_counts(self, rates, rho, u0) -> np.ndarray:
         """(n, k) people the model expects at the observation times, reporting included, for
@@ -121,8 +121,13 @@ class OdeObjective:
         return observe_states(self.model, self.obs.channels, at(self.obs.t), u_start, u0) * rho * self.obs.population
 
     def residuals(self, x):
+        """Residuals (n_valid,) at the free-parameter vector ``x`` (log scale); counts the solve."""
         self.n_evals += 1
-        p, rho, u0 = self.unpack(x)
+        return self.residuals_at(*self.unpack(x))
+
+    def residuals_at(self, p, rho, u0):
+        """Residuals (n_valid,) of the ODE solved with rates p (p,), reporting fractions rho (k,) and
+        initial state u0 (s,), whatever the assumptions leave free."""
         if u0[0] <= 0:
             return np.full(self.mask.shape, 1e3)[self.mask]
         try:

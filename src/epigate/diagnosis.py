@@ -3,7 +3,8 @@
 A fit is ``not_converged`` when any of these holds (each adds a reason):
 
 - the data reject the PINN's estimates against least squares under the same assumptions, and
-  they differ from least squares' by more than ``fit.AGREEMENT`` (R0 or a free rate). The data reject
+  they differ from least squares' by more than ``fit.AGREEMENT`` (R0 or a free rate) or the peak of
+  the ODE solved with them by more than ``fit.PEAK_AGREEMENT`` (day or size). The data reject
   them when the likelihood-ratio statistic of the ODE solved with the PINN's rates and start,
   against the least-squares optimum, exceeds ``LR_LIMIT`` (the 95 % point of chi-square with 1
   degree of freedom). Below it, every number the PINN reports lies inside least squares' 95 %
@@ -18,7 +19,7 @@ A fit is ``not_converged`` when any of these holds (each adds a reason):
 
 Warnings: least squares' own estimates at a bound of their search (the reference itself is then
 not an interior optimum); estimates the data distinguish from least squares' but that agree within
-``fit.AGREEMENT``; and an ``ok`` fit whose estimates differ from least squares' by more than
+``fit.AGREEMENT``; and an ``ok`` fit whose estimates or peak differ from least squares' by more than
 ``LOOSE_R0`` although the data cannot tell the two apart (they are then only loosely pinned).
 """
 
@@ -54,19 +55,21 @@ class Verdict:
 
 def diagnose(result: FitResult) -> Verdict:
     reasons, warnings = [], []
-    ratio, stat, gap = result.misfit_ratio, result.likelihood_ratio, result.largest_difference
+    ratio, stat = result.misfit_ratio, result.likelihood_ratio
+    gap, peak_gap = result.largest_difference, result.peak_difference
     rejected = not stat <= LR_LIMIT
     if result.rejected:
         reasons.append(f"the data reject the PINN's estimates against least squares (likelihood ratio {stat:.3g} > "
                        f"{LR_LIMIT:g}; the ODE with the PINN's estimates fits {ratio:.3g}x worse; its estimates "
-                       f"differ by up to {100 * gap:.3g} %)")
+                       f"differ by up to {100 * gap:.3g} %, its peak by {100 * peak_gap:.3g} %)")
     elif rejected:
         warnings.append(f"the data distinguish the PINN's estimates from least squares' (likelihood ratio {stat:.3g} > "
-                        f"{LR_LIMIT:g}), but they agree within {100 * gap:.2g} %")
-    elif gap > LOOSE_R0:
-        warnings.append(f"the PINN's estimates differ from least squares' by up to {100 * gap:.3g} % although the "
-                        f"data cannot tell them apart (likelihood ratio {stat:.2g} <= {LR_LIMIT:g}): these data "
-                        f"pin them only loosely")
+                        f"{LR_LIMIT:g}), but they agree within {100 * gap:.2g} % (the peak within "
+                        f"{100 * peak_gap:.2g} %)")
+    elif max(gap, peak_gap) > LOOSE_R0:
+        warnings.append(f"the PINN's estimates differ from least squares' by up to {100 * gap:.3g} % (the peak by "
+                        f"{100 * peak_gap:.3g} %) although the data cannot tell them apart (likelihood ratio "
+                        f"{stat:.2g} <= {LR_LIMIT:g}): these data pin them only loosely")
     model, ok = result.model, result.ok
     for i, name in enumerate(model.params):
         if name in result.assumptions.fixed:

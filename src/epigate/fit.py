@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ PEAK_SEARCH_HORIZONS = 4.0  # the peak is searched up to this many data horizons
 INTERVAL_LEVEL = 0.9  # default level of the PINN's intervals (bootstrap or training spread)
 LR_LIMIT = 3.841  # chi-square(1) 95 % point: the likelihood-ratio statistic above which the data reject the PINN
 AGREEMENT = 0.01  # estimates within this relative difference of least squares' agree, whatever the data say
+PEAK_AGREEMENT = 0.05  # and peaks (day, size) within this one: the peak amplifies a rate's difference
 REFERENCE_GAIN = 1e-3  # a restart from the PINN's estimate this much (relative loss) better replaces the reference
 
 
@@ -128,21 +130,52 @@ class FitResult:
                 stat = n * (pinn - lsq)
         return float(max(stat, 0.0)) if np.isfinite(stat) else np.inf
 
+    @cached_property
+    def peaks(self) -> np.ndarray:
+        """(K, 2) day and size (people) of the infectious peak of the ODE solved with each member's
+        estimates (NaN for members that are not usable)."""
+        out = np.full((len(self.seeds), 2), np.nan)
+        for k in np.flatnonzero(self.usable):
+            out[k] = ode_peak(self.model, self.rates[k], self.u0[k], self.obs.horizon, self.obs.population)
+        return out
+
     @property
     def largest_difference(self) -> float:
         """Largest relative difference between the PINN's (median) estimates and least squares': over
         R0 and every free rate."""
         pinn = np.nanmedian(self.rates, axis=0)
-        gaps = [np.nanmedian(self.r0) / self.classical.r0 - 1]
-        gaps += [pinn[i] / self.classical.rates[name] - 1 for i, name in enumerate(self.model.params)
+        gaps = [relative_gap(np.nanmedian(self.r0), self.classical.r0)]
+        gaps += [relative_gap(pinn[i], self.classical.rates[name]) for i, name in enumerate(self.model.params)
                  if name not in self.assumptions.fixed]
-        return float(np.max(np.abs(gaps))) if np.all(np.isfinite(gaps)) else np.inf
+        return max(gaps)
+
+    @property
+    def peak_difference(self) -> float:
+        """Largest relative difference between the infectious peak (day and size) of the ODE solved
+        with the PINN's estimates (median over members) and with least squares'."""
+        lsq = ode_peak(self.model, [self.classical.rates[n] for n in self.model.params], self.classical.u0,
+                       self.obs.horizon, self.obs.population)
+        with np.errstate(all="ignore"):
+            pinn = np.nanmedian(self.peaks, axis=0) if self.usable.any() else np.full(2, np.nan)
+        return max(relative_gap(a, b) for a, b in zip(pinn, lsq))
 
     @property
     def rejected(self) -> bool:
         """The data reject the PINN's estimates against least squares' (likelihood ratio above
-        ``LR_LIMIT``) and the two differ by more than ``AGREEMENT``: the fit has not converged."""
-        return not self.likelihood_ratio <= LR_LIMIT and not self.largest_difference <= AGREEMENT
+        ``LR_LIMIT``) and the two differ: R0 or a free rate by more than ``AGREEMENT``, or the peak's
+        day or size by more than ``PEAK_AGREEMENT``. The fit has not converged."""
+        return not self.likelihood_ratio <= LR_LIMIT and (not self.largest_difference <= AGREEMENT
+                                                          or not self.peak_difference <= PEAK_AGREEMENT)
+
+
+def relative_gap(value: float, reference: float) -> float:
+    """``|value / reference - 1|``: 0 where the two are equal (a peak at day 0 in both), infinite
+    where it cannot be computed (a reference of 0 and a different value, or a non-finite one)."""
+    if value == reference:
+        return 0.0
+    if not (np.isfinite(value) and np.isfinite(reference)) or reference == 0:
+        return np.inf
+    return float(abs(value / reference - 1.0))
 
 
 def ode_peak(model: CompartmentalModel, rates, u0, horizon: float, population: float) -> tuple[float, float]:

@@ -59,9 +59,13 @@ class Quantity:
 
 
 def _relative(a, b) -> float | None:
-    if a is None or b is None or not np.isfinite(a) or not np.isfinite(b) or b == 0:
+    """``a / b - 1``; 0 where the two are equal (a peak at day 0 in both); None where it cannot be
+    computed."""
+    if a is None or b is None or not np.isfinite(a) or not np.isfinite(b):
         return None
-    return a / b - 1.0
+    if a == b:
+        return 0.0
+    return None if b == 0 else a / b - 1.0
 
 
 @dataclass(frozen=True)
