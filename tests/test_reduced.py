@@ -1,9 +1,13 @@
-"""The outer phase's trust in its shift d0 (``reduced.OuterSolver.fidelity``): a law on arrays."""
+"""The outer phase's trust in its shift d0 (``reduced.OuterSolver.fidelity``) and its step at the bounds of
+the search box (``newton_step``): laws on arrays."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
+from epigate.models import SEIR
+from epigate.pinn import NetworkConfig, ProblemSpec, make_network
 from epigate.reduced import LinearModel, OuterSolver, OuterState
 
 N = 6  # predictions
@@ -46,3 +50,42 @@ def test_fidelity_stays_in_the_unit_interval_and_is_one_before_any_step(pred, ex
     got = float(OuterSolver.fidelity(lm, state(expected, old_shift)))
     assert 0.0 <= got <= 1.0
     assert float(OuterSolver.fidelity(lm, state(expected, old_shift, measured=False))) == 1.0
+
+
+SPEC = ProblemSpec(model=SEIR, channels=("I",), rates_free=(True, False, True), rho_free=(False,),
+                   u0_free=(False, True, True, False))  # z = (beta, sigma, gamma, rho, S0, E0, I0, R0)
+Z = 8
+
+
+def box_solver() -> OuterSolver:
+    return OuterSolver(SPEC, make_network(SEIR, NetworkConfig(width=4, depth=1, n_colloc=8)), resolve_steps=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sensitivity=st.lists(st.floats(-10, 10), min_size=N * Z, max_size=N * Z).map(lambda v: np.reshape(v, (N, Z))),
+       grad=vectors, curvature=weights, side=st.lists(st.sampled_from([-1, 0, 1]), min_size=Z, max_size=Z))
+def test_the_outer_step_holds_an_estimate_at_a_bound_it_would_leave_and_is_the_plain_newton_step_inside(
+        sensitivity, grad, curvature, side):
+    """side -1: the estimate sits at the lower bound of the search box, +1 at the upper, 0 inside.
+    A coordinate at a bound whose gradient points out of the box does not move; the others take
+    the damped Gauss-Newton step of the problem without the held ones; what is not estimated never
+    moves. In float64, as the outer phase runs."""
+    with jax.enable_x64(True):
+        check_box_step(sensitivity, grad, curvature, np.array(side))
+
+
+def check_box_step(sensitivity, grad, curvature, side):
+    solver = box_solver()
+    lm = LinearModel(pred=jnp.zeros(N), sensitivity=jnp.asarray(sensitivity), shift=jnp.zeros(N),
+                     grad=jnp.asarray(grad), curvature=jnp.asarray(curvature))
+    z = np.where(side < 0, solver.lower, np.where(side > 0, solver.upper, 0.5 * (solver.lower + solver.upper)))
+    dz = np.asarray(solver.newton_step(lm, 0.0, jnp.asarray(z)))
+    g = sensitivity.T @ grad
+    held = ((side < 0) & (g > 0)) | ((side > 0) & (g < 0))
+    moving = solver.free & ~held
+    assert np.all(dz[~moving] == 0.0)
+    m = np.flatnonzero(moving)
+    if m.size:
+        H = sensitivity[:, m].T @ (curvature[:, None] * sensitivity[:, m])
+        expected = -np.linalg.solve(H + np.diag(1e-3 * np.diag(H) + 1e-30), g[m])
+        np.testing.assert_allclose(dz[m], expected, rtol=1e-6, atol=1e-9 * (1 + np.max(np.abs(expected))))

@@ -27,6 +27,13 @@ LOG_RHO_BOUNDS = (np.log(1e-4), 0.0)
 LOG_U0_BOUNDS = (np.log(1e-9), np.log(0.5))  # an estimated initial fraction
 
 
+def log_bounds(n_rates: int, n_rho: int, n_u0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds (log scale) of a vector of n_rates rates, n_rho reporting fractions and
+    n_u0 initial fractions, in that order: the search box of least squares, and of the PINN's outer phase."""
+    kinds = [LOG_RATE_BOUNDS] * n_rates + [LOG_RHO_BOUNDS] * n_rho + [LOG_U0_BOUNDS] * n_u0
+    return np.array([k[0] for k in kinds]), np.array([k[1] for k in kinds])
+
+
 @dataclass
 class ClassicalFit:
     """Result of :func:`classical_fit`.
@@ -82,9 +89,7 @@ class OdeObjective:
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of the free-parameter vector (log scale)."""
-        kinds = [LOG_RATE_BOUNDS] * len(self.free_rates) + [LOG_RHO_BOUNDS] * len(self.free_rho) + \
-                [LOG_U0_BOUNDS] * len(self.free_u0)
-        return np.array([k[0] for k in kinds]), np.array([k[1] for k in kinds])
+        return log_bounds(len(self.free_rates), len(self.free_rho), len(self.free_u0))
 
     def unpack(self, x):
         """Parameter vector (log rates, log rho, log initial fractions; free ones only) -> rates,

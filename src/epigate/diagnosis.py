@@ -17,8 +17,8 @@ A fit is ``not_converged`` when any of these holds (each adds a reason):
 - a free rate sits at the floor of the PINN's search (``pinn.RATE_FLOOR``);
 - a compartment of the network's trajectory goes below zero by more than half a person.
 
-Warnings: least squares' own estimates at a bound of their search (the reference itself is then
-not an interior optimum); estimates the data distinguish from least squares' but that agree within
+Warnings: least squares' own estimates, or the PINN's, at a bound of their search (the reference
+itself is then not an interior optimum; the PINN's outer phase searches the same box); estimates the data distinguish from least squares' but that agree within
 ``fit.AGREEMENT``; and an ``ok`` fit whose estimates or peak differ from least squares' by more than
 ``LOOSE_R0`` although the data cannot tell the two apart (they are then only loosely pinned).
 """
@@ -96,7 +96,7 @@ def diagnose(result: FitResult) -> Verdict:
                         f"start\"); the point reported comes from it in {int((chosen & ok).sum())} of "
                         f"{int(ok.sum())} network(s)")
     status = "not_converged" if reasons else "ok"
-    return Verdict(status, tuple(reasons), tuple(warnings + reference_warnings(result)
+    return Verdict(status, tuple(reasons), tuple(warnings + reference_warnings(result) + pinn_bound_warnings(result)
                                                  + classical_bound_warnings(result.classical, result)))
 
 
@@ -116,15 +116,30 @@ def reference_warnings(result: FitResult) -> list[str]:
 
 def classical_bound_warnings(fit: ClassicalFit, result: FitResult) -> list[str]:
     """Least-squares rates and reporting fractions that sit at a bound of their search."""
+    return _bound_warnings("least squares", fit.rates, fit.rho, result)
+
+
+def pinn_bound_warnings(result: FitResult) -> list[str]:
+    """The PINN's (median) rates and reporting fractions at a bound of the same search box (the
+    outer phase keeps its estimates inside it: ``reduced.search_box``)."""
+    if not result.usable.any():
+        return []
+    rates = np.median(result.rates[result.usable], axis=0)
+    rho = np.median(result.rho[result.usable], axis=0)
+    return _bound_warnings("the PINN", dict(zip(result.model.params, rates)), dict(zip(result.obs.channels, rho)),
+                           result)
+
+
+def _bound_warnings(who: str, rates: dict[str, float], rho: dict[str, float], result: FitResult) -> list[str]:
     out = []
     lo, hi = np.exp(LOG_RATE_BOUNDS)
-    for name, value in fit.rates.items():
+    for name, value in rates.items():
         if name not in result.assumptions.fixed and not lo * (1 + BOUND_RTOL) < value < hi * (1 - BOUND_RTOL):
-            out.append(f"least squares: {name} = {value:.3g} is at a bound of its search [{lo:g}, {hi:g}]")
+            out.append(f"{who}: {name} = {value:.3g} is at a bound of its search [{lo:g}, {hi:g}]")
     rho_lo = np.exp(LOG_RHO_BOUNDS[0])
-    for channel, value in fit.rho.items():
+    for channel, value in rho.items():
         if result.assumptions.reporting.get(channel, 1.0) is None and value <= rho_lo * (1 + BOUND_RTOL):
-            out.append(f"least squares: the reporting fraction of {channel} is at its lower bound {rho_lo:g}")
+            out.append(f"{who}: the reporting fraction of {channel} is at its lower bound {rho_lo:g}")
     return out
 
 

@@ -32,6 +32,7 @@ INTERVAL_LEVEL = 0.9  # default level of the PINN's intervals (bootstrap or trai
 LR_LIMIT = 3.841  # chi-square(1) 95 % point: the likelihood-ratio statistic above which the data reject the PINN
 AGREEMENT = 0.01  # estimates within this relative difference of least squares' agree, whatever the data say
 PEAK_AGREEMENT = 0.05  # and peaks (day, size) within this one: the peak amplifies a rate's difference
+BOX_TOLERANCE = 1e-6  # in log: an estimate this far outside a bound of the search box is still inside
 REFERENCE_GAIN = 1e-3  # a restart from the PINN's estimate this much (relative loss) better replaces the reference
 
 
@@ -298,6 +299,19 @@ def start_compartments(model: CompartmentalModel) -> tuple[str, ...]:
     return model.states[1:model.state_index(model.infectious) + 1]
 
 
+def _in_search_box(model: CompartmentalModel, obs: Observations, assumptions: Assumptions, objective: OdeObjective,
+                   log_rates: np.ndarray, log_rho: np.ndarray, log_u0: np.ndarray) -> np.ndarray:
+    """(K,) whether each member's free estimates lie inside least squares' search box
+    (``OdeObjective.bounds``; False where not finite)."""
+    lower, upper = objective.bounds()
+    u0s = member_initial_states(model, obs, log_u0, assumptions.estimate_initial)
+    out = np.zeros(len(log_rates), bool)
+    for k, p in enumerate(np.exp(log_rates)):
+        x = objective.pack(dict(zip(model.params, p)), np.exp(log_rho[k]), u0s[k])
+        out[k] = bool(np.all(np.isfinite(x)) and np.all(x >= lower - BOX_TOLERANCE) and np.all(x <= upper + BOX_TOLERANCE))
+    return out
+
+
 def _ode_losses(model: CompartmentalModel, obs: Observations, assumptions: Assumptions, objective: OdeObjective,
                 log_rates: np.ndarray, log_rho: np.ndarray, log_u0: np.ndarray) -> np.ndarray:
     """(K,) data loss of the exact ODE solution with each member's estimates (NaN where not finite)."""
@@ -318,14 +332,22 @@ def _assemble(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, as
     one after an outer step) whose estimates the ODE explains best, the latest among equals. The
     outer phase is a local method whose re-solves leave an error: its steps wander around the
     optimum, and from far off (the gamma -> 0 basin of long horizons) it can wander away; the
-    choice is by the same misfit the convergence check uses."""
+    choice is by the same misfit the convergence check uses. Only points inside least squares'
+    search box are candidates (the refinement's can lie outside: its closed-form rates go down to
+    ``pinn.RATE_FLOOR``), unless a member has none."""
     classical = classical or classical_fit(model, obs, assumptions)
     objective = OdeObjective(model, obs, assumptions)
     if cfg.outer_steps:
         points = result.points()
-        losses = np.stack([_ode_losses(model, obs, assumptions, objective, *(x[:, j] for x in points[:3]))
+        at = lambda j: [x[:, j] for x in points[:3]]
+        losses = np.stack([_ode_losses(model, obs, assumptions, objective, *at(j))
                            for j in range(points.theta.shape[1])], axis=1)  # (K, S + 1)
-        latest_best = losses.shape[1] - 1 - np.argmin(np.where(np.isfinite(losses), losses, np.inf)[:, ::-1], axis=1)
+        losses = np.where(np.isfinite(losses), losses, np.inf)
+        inside = np.stack([_in_search_box(model, obs, assumptions, objective, *at(j))
+                           for j in range(points.theta.shape[1])], axis=1)  # (K, S + 1)
+        boxed = np.where(inside, losses, np.inf)
+        losses = np.where(np.isfinite(boxed).any(axis=1, keepdims=True), boxed, losses)
+        latest_best = losses.shape[1] - 1 - np.argmin(losses[:, ::-1], axis=1)
         result = result.choose(latest_best)
     ode_loss = _ode_losses(model, obs, assumptions, objective, result.log_rates, result.log_rho, result.log_u0)
     rates, rho = np.exp(result.log_rates), np.exp(result.log_rho)

@@ -19,6 +19,10 @@ variables and the network only solves the ODE at fixed z. One outer step:
    successive steps shrink geometrically; each step is stretched by 1 / (1 - rho), rho the
    projection of this step on the previous one (at most ``MAX_CONTRACTION``), then shortened (its
    direction kept) so that no coordinate moves by more than the cap (``MAX_LOG_STEP`` at most).
+   The estimates stay inside least squares' search box (``classical.log_bounds``), so that the
+   PINN searches where least squares does: a coordinate at a bound whose gradient points out of
+   the box is held there for the step (an active set: the Newton step is solved without it), and
+   the step is projected onto the box (docs/method.md, "The search box").
 3. Re-solve: L-BFGS on the physics alone at the new z, from the current weights.
 4. Trust: if the residual left after the re-solve grew by more than ``RESIDUAL_GROWTH``, the network
    is falling behind the steps, and the Newton steps it computes next cannot be trusted as far: the
@@ -43,6 +47,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from .classical import log_bounds
 from .pinn import (Network, ProblemArrays, ProblemSpec, data_loss, effective_phi, effective_u0, make_predictions,
                    residual_system)
 
@@ -53,6 +58,7 @@ DAMPING = 1e-3  # Levenberg-Marquardt damping of the outer Newton step, relative
 POLISH = 3  # the final re-solve is this many re-solves long
 RESIDUAL_GROWTH = 1.5  # a re-solve that leaves more than this times the previous residual halves the cap
 KERNEL_RIDGE = 1e-10  # regularisation of J_theta J_theta^T, relative to its mean diagonal
+AT_BOUND = 1e-9  # a log estimate this close to a bound of the box is at it
 
 
 class OuterState(NamedTuple):
@@ -95,6 +101,12 @@ def free_mask(spec: ProblemSpec) -> np.ndarray:
     return np.array(spec.rates_free + spec.rho_free + (spec.u0_free or (False,) * spec.model.n_states))
 
 
+def search_box(spec: ProblemSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(z,) lower and upper bounds of the flattened phi: least squares' search box, in the same logs
+    (rates per time unit, reporting fractions, initial fractions)."""
+    return log_bounds(len(spec.rates_free), len(spec.rho_free), len(spec.u0_free) or spec.model.n_states)
+
+
 class OuterSolver:
     """The outer phase for one problem structure: ``step`` and ``resolve`` on one member."""
 
@@ -102,6 +114,7 @@ class OuterSolver:
         self.spec, self.network, self.resolve_steps = spec, network, resolve_steps
         self.predictions = make_predictions(spec, network)
         self.free = free_mask(spec)
+        self.lower, self.upper = search_box(spec)
         self.lbfgs = optax.lbfgs()
 
     def _inputs(self, phi, a: ProblemArrays):
@@ -161,14 +174,16 @@ class OuterSolver:
         curvature = jnp.maximum(curvature, 0.0)  # per point: the misfit is a sum over points
         return LinearModel(pred, sensitivity, shift, grad, curvature)
 
-    def newton_step(self, lm: LinearModel, fidelity):
-        """The outer log step dz (z,) before stretching (zero where not estimated), d0 weighted by
-        ``fidelity``."""
-        free = jnp.asarray(self.free, lm.pred.dtype)
+    def newton_step(self, lm: LinearModel, fidelity, z):
+        """The outer log step (z,) from the point ``z`` (z,), before stretching: zero where not
+        estimated and where ``z`` is at a bound of the box with the gradient pointing out of it, d0
+        weighted by ``fidelity``."""
         g = lm.sensitivity.T @ (lm.grad + lm.curvature * fidelity * lm.shift)
-        H = lm.sensitivity.T @ (lm.curvature[:, None] * lm.sensitivity)
-        damp = DAMPING * jnp.diag(H) + 1e-30 + (1.0 - free)  # unit diagonal where not estimated: dz = 0 there
-        return -jnp.linalg.solve(H + jnp.diag(damp), g) * free
+        held = ((z <= self.lower + AT_BOUND) & (g > 0)) | ((z >= self.upper - AT_BOUND) & (g < 0))
+        moving = jnp.asarray(self.free, lm.pred.dtype) * (1.0 - held)
+        H = lm.sensitivity.T @ (lm.curvature[:, None] * lm.sensitivity) * jnp.outer(moving, moving)
+        damp = DAMPING * jnp.diag(H) + 1e-30 + (1.0 - moving)  # unit diagonal where not moving: dz = 0 there
+        return -jnp.linalg.solve(H + jnp.diag(damp), g * moving) * moving
 
     @staticmethod
     def fidelity(lm: LinearModel, s: "OuterState"):
@@ -204,14 +219,16 @@ class OuterSolver:
             flat, unravel = ravel_pytree(s.phi)
             lm = self.linearise(s.theta, s.phi, a)
             fidelity = self.fidelity(lm, s)
-            dz = self.newton_step(lm, fidelity)
+            dz = self.newton_step(lm, fidelity, flat)
             overlap = jnp.dot(dz, s.previous) / jnp.maximum(jnp.dot(s.previous, s.previous), 1e-300)
             stretched = dz / (1.0 - jnp.clip(overlap, 0.0, MAX_CONTRACTION))
             # shortened as a whole, not clipped per coordinate: clipping turns a step along the
             # valley into one across it (beta and gamma both moved by the cap, keeping R0)
             longest = jnp.maximum(jnp.max(jnp.abs(stretched)), 1e-300)
             step = stretched * jnp.minimum(1.0, s.cap / longest)
-            phi = unravel(flat + step)
+            inside = jnp.where(self.free, jnp.clip(flat + step, self.lower, self.upper), flat)
+            step = inside - flat
+            phi = unravel(inside)
             theta = self.resolve(s.theta, phi, a)
             residual = self.losses(theta, phi, a)[1]
             ok = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(ravel_pytree(phi)[0]))
