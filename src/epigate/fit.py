@@ -169,14 +169,20 @@ class FitResult:
                                                           or not self.peak_difference <= PEAK_AGREEMENT)
 
 
-def relative_gap(value: float, reference: float) -> float:
-    """``|value / reference - 1|``: 0 where the two are equal (a peak at day 0 in both), infinite
-    where it cannot be computed (a reference of 0 and a different value, or a non-finite one)."""
+def relative_difference(value: float | None, reference: float | None) -> float | None:
+    """``value / reference - 1``: 0 where the two are equal (a peak at day 0 in both), None where it
+    cannot be computed (a missing or non-finite value, a reference of 0 and a different value)."""
+    if value is None or reference is None or not (np.isfinite(value) and np.isfinite(reference)):
+        return None
     if value == reference:
         return 0.0
-    if not (np.isfinite(value) and np.isfinite(reference)) or reference == 0:
-        return np.inf
-    return float(abs(value / reference - 1.0))
+    return None if reference == 0 else float(value / reference - 1.0)
+
+
+def relative_gap(value: float, reference: float) -> float:
+    """``|relative_difference|``, infinite where it cannot be computed."""
+    difference = relative_difference(value, reference)
+    return np.inf if difference is None else abs(difference)
 
 
 def ode_peak(model: CompartmentalModel, rates, u0, horizon: float, population: float) -> tuple[float, float]:

@@ -13,7 +13,7 @@ import numpy as np
 from .config import config_fields
 from .data import initial_fractions
 from .diagnosis import converged_bootstrap, diagnose
-from .fit import FitResult, ode_peak
+from .fit import FitResult, ode_peak, relative_difference
 from .intervals import Interval, achieved_level, percentile_interval, required_draws
 
 INTERVAL_PERCENTILES = (5.0, 95.0)  # the band of network trajectories in figures and trajectories.csv
@@ -47,25 +47,15 @@ class Quantity:
 
     @property
     def vs_classical(self) -> float | None:
-        return _relative(self.pinn, self.classical)
+        return relative_difference(self.pinn, self.classical)
 
     @property
     def vs_truth(self) -> float | None:
-        return _relative(self.pinn, self.truth)
+        return relative_difference(self.pinn, self.truth)
 
     @property
     def classical_vs_truth(self) -> float | None:
-        return _relative(self.classical, self.truth)
-
-
-def _relative(a, b) -> float | None:
-    """``a / b - 1``; 0 where the two are equal (a peak at day 0 in both); None where it cannot be
-    computed."""
-    if a is None or b is None or not np.isfinite(a) or not np.isfinite(b):
-        return None
-    if a == b:
-        return 0.0
-    return None if b == 0 else a / b - 1.0
+        return relative_difference(self.classical, self.truth)
 
 
 @dataclass(frozen=True)
