@@ -134,8 +134,9 @@ class FitSummary:
 UNIT_PLURAL = {"day": "days", "week": "weeks", "month": "months"}
 
 
-def _values(model, obs, rates, u0, rho, estimate_initial, reporting) -> dict[str, float]:
-    """Every reported quantity of one set of estimates: rates (p,), initial state (s,), reporting (k,)."""
+def _values(model, obs, rates, u0, rho, estimate_initial, reporting, peak=None) -> dict[str, float]:
+    """Every reported quantity of one set of estimates: rates (p,), initial state (s,), reporting (k,);
+    ``peak`` (day, size) where already computed (``FitResult.peaks``), else solved here."""
     rates = np.asarray(rates, dtype=float)
     out = dict(zip(model.params, rates))
     for period, rate in model.periods.items():
@@ -146,7 +147,8 @@ def _values(model, obs, rates, u0, rho, estimate_initial, reporting) -> dict[str
     for j, ch in enumerate(obs.channels):
         if reporting.get(ch, 1.0) is None:
             out[f"reporting_{ch}"] = float(rho[j])
-    out["peak_time"], out["peak_size"] = ode_peak(model, rates, u0, obs.horizon, obs.population)
+    out["peak_time"], out["peak_size"] = peak if peak is not None else ode_peak(model, rates, u0, obs.horizon,
+                                                                               obs.population)
     return out
 
 
@@ -163,8 +165,8 @@ STRONG_CORRELATION = 0.95  # least-squares estimates correlated beyond this get 
 
 def _member_values(result: FitResult) -> list[dict[str, float]]:
     m, obs, a = result.model, result.obs, result.assumptions
-    return [_values(m, obs, result.rates[k], result.u0[k], result.rho[k], a.estimate_initial, a.reporting)
-            if result.usable[k] else {} for k in range(len(result.seeds))]
+    return [_values(m, obs, result.rates[k], result.u0[k], result.rho[k], a.estimate_initial, a.reporting,
+                    peak=tuple(result.peaks[k])) if result.usable[k] else {} for k in range(len(result.seeds))]
 
 
 def _pinn_estimates(result: FitResult) -> tuple[dict[str, float], dict[str, Interval], str | None, int, list[int]]:
