@@ -18,9 +18,10 @@ A fit is ``not_converged`` when any of these holds (each adds a reason):
 - a compartment of the network's trajectory goes below zero by more than half a person.
 
 Warnings: least squares' own estimates, or the PINN's, at a bound of their search (the reference
-itself is then not an interior optimum; the PINN's outer phase searches the same box); estimates the data distinguish from least squares' but that agree within
-``fit.AGREEMENT``; and an ``ok`` fit whose estimates or peak differ from least squares' by more than
-``LOOSE_R0`` although the data cannot tell the two apart (they are then only loosely pinned).
+itself is then not an interior optimum; the PINN's outer phase searches the same box); estimates
+the data distinguish from least squares' but that agree within ``fit.AGREEMENT``; and an ``ok``
+fit whose estimates or peak differ from least squares' by more than ``LOOSE_R0`` although the
+data cannot tell the two apart (they are then only loosely pinned).
 """
 
 from __future__ import annotations

@@ -150,10 +150,11 @@ class FitResult:
                  if name not in self.assumptions.fixed]
         return max(gaps)
 
-    @property
+    @cached_property
     def peak_difference(self) -> float:
         """Largest relative difference between the infectious peak (day and size) of the ODE solved
-        with the PINN's estimates (median over members) and with least squares'."""
+        with the PINN's estimates (median over members) and with least squares' (cached: the check
+        asks for it more than once and least squares' peak is an ODE solve)."""
         lsq = ode_peak(self.model, [self.classical.rates[n] for n in self.model.params], self.classical.u0,
                        self.obs.horizon, self.obs.population)
         with np.errstate(all="ignore"):
