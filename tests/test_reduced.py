@@ -1,5 +1,5 @@
 """The outer phase's trust in its shift d0 (``reduced.OuterSolver.fidelity``) and its step at the bounds of
-the search box (``newton_step``): laws on arrays."""
+the search box (``newton_step``, ``bounded_step``): laws on arrays."""
 
 import jax
 import jax.numpy as jnp
@@ -89,3 +89,47 @@ def check_box_step(sensitivity, grad, curvature, side):
         H = sensitivity[:, m].T @ (curvature[:, None] * sensitivity[:, m])
         expected = -np.linalg.solve(H + np.diag(1e-3 * np.diag(H) + 1e-30), g[m])
         np.testing.assert_allclose(dz[m], expected, rtol=1e-6, atol=1e-9 * (1 + np.max(np.abs(expected))))
+
+
+def newton_of_the_rest(sensitivity, grad, curvature, moving, fixed):
+    """The damped Gauss-Newton step of the ``moving`` entries given the step ``fixed`` of the others."""
+    g = sensitivity.T @ grad
+    H = sensitivity.T @ (curvature[:, None] * sensitivity)
+    m = np.flatnonzero(moving)
+    Hm = H[np.ix_(m, m)]
+    return m, -np.linalg.solve(Hm + np.diag(1e-3 * np.diag(Hm) + 1e-30), g[m] + H[m] @ fixed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sensitivity=st.lists(st.floats(-10, 10), min_size=N * Z, max_size=N * Z).map(lambda v: np.reshape(v, (N, Z))),
+       grad=vectors, curvature=weights, side=st.lists(st.sampled_from([-1, 0, 1]), min_size=Z, max_size=Z),
+       distance=st.floats(1e-3, 1.0), cap=st.floats(0.01, 0.2))
+def test_an_estimate_the_newton_step_carries_out_of_the_box_moves_by_the_cap_and_the_others_take_their_step_given_it(
+        sensitivity, grad, curvature, side, distance, cap):
+    """Estimates near (``distance`` in log from) a bound or in the middle of the box. Where the
+    Newton step stays inside the box, ``bounded_step`` is that step. Otherwise the estimates it
+    carries out move towards that bound by the cap (at most to the bound), and the others take the
+    damped Gauss-Newton step of the misfit given that move, which keeps them inside the box."""
+    with jax.enable_x64(True):
+        solver = box_solver()
+        lm = LinearModel(pred=jnp.zeros(N), sensitivity=jnp.asarray(sensitivity), shift=jnp.zeros(N),
+                         grad=jnp.asarray(grad), curvature=jnp.asarray(curvature))
+        side = np.array(side)
+        z = np.where(side < 0, solver.lower + distance,
+                     np.where(side > 0, solver.upper - distance, 0.5 * (solver.lower + solver.upper)))
+        newton = np.asarray(solver.newton_step(lm, 0.0, jnp.asarray(z)))
+        fixed, rest = (np.asarray(x) for x in solver.bounded_step(lm, 0.0, jnp.asarray(z), cap))
+    taken = fixed != 0
+    if np.all((z + newton >= solver.lower) & (z + newton <= solver.upper)):
+        assert not taken.any()
+        np.testing.assert_array_equal(rest, newton)
+        return
+    assert taken.any() and np.all(rest[taken] == 0.0) and np.all(rest[~solver.free] == 0.0)
+    assert np.all(np.abs(fixed) <= cap * (1 + 1e-12))
+    at_cap_or_bound = np.isclose(np.abs(fixed), cap) | np.isclose(z + fixed, solver.lower) | np.isclose(
+        z + fixed, solver.upper)
+    assert np.all(at_cap_or_bound[taken]), (fixed, z)
+    assert np.all((z + fixed + rest >= solver.lower - 1e-9) & (z + fixed + rest <= solver.upper + 1e-9))
+    m, expected = newton_of_the_rest(sensitivity, grad, curvature, solver.free & ~taken, fixed)
+    if m.size:
+        np.testing.assert_allclose(rest[m], expected, rtol=1e-6, atol=1e-9 * (1 + np.max(np.abs(expected))))

@@ -174,16 +174,49 @@ class OuterSolver:
         curvature = jnp.maximum(curvature, 0.0)  # per point: the misfit is a sum over points
         return LinearModel(pred, sensitivity, shift, grad, curvature)
 
+    def _newton_system(self, lm: LinearModel, fidelity, z):
+        """The gradient g (z,) and Gauss-Newton matrix H (z, z) of the data misfit on the linear model
+        (d0 weighted by ``fidelity``), and which entries move (z,): estimated, and not at a bound of
+        the box with the gradient pointing out of it."""
+        g = lm.sensitivity.T @ (lm.grad + lm.curvature * fidelity * lm.shift)
+        held = ((z <= self.lower + AT_BOUND) & (g > 0)) | ((z >= self.upper - AT_BOUND) & (g < 0))
+        moving = jnp.asarray(self.free, lm.pred.dtype) * (1.0 - held)
+        return g, lm.sensitivity.T @ (lm.curvature[:, None] * lm.sensitivity), moving
+
+    @staticmethod
+    def _solve(g, H, moving, fixed):
+        """The damped Newton step of the entries that move (``moving`` 1), the others taking the
+        step ``fixed`` (z,): minimises g.d + d.H.d / 2 over the moving entries."""
+        Hm = H * jnp.outer(moving, moving)
+        damp = DAMPING * jnp.diag(Hm) + 1e-30 + (1.0 - moving)  # unit diagonal where not moving: no step there
+        return -jnp.linalg.solve(Hm + jnp.diag(damp), (g + H @ fixed) * moving) * moving + fixed * (1.0 - moving)
+
     def newton_step(self, lm: LinearModel, fidelity, z):
         """The outer log step (z,) from the point ``z`` (z,), before stretching: zero where not
         estimated and where ``z`` is at a bound of the box with the gradient pointing out of it, d0
         weighted by ``fidelity``."""
-        g = lm.sensitivity.T @ (lm.grad + lm.curvature * fidelity * lm.shift)
-        held = ((z <= self.lower + AT_BOUND) & (g > 0)) | ((z >= self.upper - AT_BOUND) & (g < 0))
-        moving = jnp.asarray(self.free, lm.pred.dtype) * (1.0 - held)
-        H = lm.sensitivity.T @ (lm.curvature[:, None] * lm.sensitivity) * jnp.outer(moving, moving)
-        damp = DAMPING * jnp.diag(H) + 1e-30 + (1.0 - moving)  # unit diagonal where not moving: dz = 0 there
-        return -jnp.linalg.solve(H + jnp.diag(damp), g * moving) * moving
+        g, H, moving = self._newton_system(lm, fidelity, z)
+        return self._solve(g, H, moving, jnp.zeros_like(g))
+
+    def bounded_step(self, lm: LinearModel, fidelity, z, cap):
+        """The Newton step with the entries it would carry out of the box taken apart (docs/method.md,
+        "Estimates that leave the box"): (step of those entries (z,), the Newton step of the others
+        given it (z,), 0 at the ones taken apart).
+
+        An entry whose Newton step leaves the box (an initial value the data want at 0: its
+        log-sensitivity vanishes there, so its log step is unbounded) moves by ``cap`` towards
+        that bound (at most to it), and the others take the Newton step of the misfit given that
+        move; repeated while that step carries another entry out. Shortened as a whole, a step
+        that moves one entry by 10^5 in log would leave the others still."""
+        g, H, moving = self._newton_system(lm, fidelity, z)
+        fixed = jnp.zeros_like(g)
+        step = self._solve(g, H, moving, fixed)
+        for _ in range(len(self.free)):  # each pass takes out at least one entry, or changes nothing
+            leaving = (moving > 0) & ((z + step < self.lower) | (z + step > self.upper))
+            fixed = jnp.where(leaving, jnp.clip(z + jnp.sign(step) * cap, self.lower, self.upper) - z, fixed)
+            moving = moving * (1.0 - leaving)
+            step = self._solve(g, H, moving, fixed)
+        return fixed, step * moving
 
     @staticmethod
     def fidelity(lm: LinearModel, s: "OuterState"):
@@ -219,13 +252,13 @@ class OuterSolver:
             flat, unravel = ravel_pytree(s.phi)
             lm = self.linearise(s.theta, s.phi, a)
             fidelity = self.fidelity(lm, s)
-            dz = self.newton_step(lm, fidelity, flat)
+            fixed, dz = self.bounded_step(lm, fidelity, flat, s.cap)
             overlap = jnp.dot(dz, s.previous) / jnp.maximum(jnp.dot(s.previous, s.previous), 1e-300)
             stretched = dz / (1.0 - jnp.clip(overlap, 0.0, MAX_CONTRACTION))
             # shortened as a whole, not clipped per coordinate: clipping turns a step along the
             # valley into one across it (beta and gamma both moved by the cap, keeping R0)
             longest = jnp.maximum(jnp.max(jnp.abs(stretched)), 1e-300)
-            step = stretched * jnp.minimum(1.0, s.cap / longest)
+            step = fixed + stretched * jnp.minimum(1.0, s.cap / longest)
             inside = jnp.where(self.free, jnp.clip(flat + step, self.lower, self.upper), flat)
             step = inside - flat
             phi = unravel(inside)
@@ -233,7 +266,7 @@ class OuterSolver:
             residual = self.losses(theta, phi, a)[1]
             ok = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(ravel_pytree(phi)[0]))
             ok = ok & jnp.all(jnp.isfinite(dz)) & jnp.isfinite(residual)
-            small = jnp.max(jnp.abs(dz)) < STEP_TOL
+            small = (jnp.max(jnp.abs(dz)) < STEP_TOL) & jnp.all(fixed == 0.0)
             behind = residual > RESIDUAL_GROWTH * s.residual
             cap = jnp.where(behind, 0.5 * s.cap, jnp.minimum(2.0 * s.cap, MAX_LOG_STEP))
             new = s._replace(theta=theta, phi=phi, previous=jnp.where(behind, 0.0, dz), cap=cap,
