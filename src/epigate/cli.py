@@ -266,8 +266,8 @@ def fit(
     outer_steps: int = typer.Option(None, help="Outer Gauss-Newton steps on the estimates, the network re-solving "
                                                "the ODE at each (default 50; a network stops early once its "
                                                "steps fall below 1e-4 in log; 0 skips them: see docs/method.md)."),
-    restart_steps: int = typer.Option(None, help="Outer steps of the second start, run only where the data reject "
-                                                 "the estimates against least squares' (default 150, each re-solve "
+    restart_steps: int = typer.Option(None, help="Outer steps of the second start, run only where the estimates "
+                                                 "differ from least squares' (default 150, each re-solve "
                                                  "1000 L-BFGS iterations: minutes; 0: none; see docs/method.md)."),
     lr: float = typer.Option(None, help="Adam's initial learning rate (default 2e-3)."),
     lam_ref: float = typer.Option(None, help="Reference physics weight (default 0.01; see docs/method.md)."),

@@ -41,9 +41,9 @@ class TrainConfig:
             network re-solving the ODE at each (``reduced.py``; 0 skips the phase); ``fit`` reports
             the point of the path the exact ODE fits best.
         resolve_steps: L-BFGS iterations of each re-solve.
-        restart_steps: outer steps of the second start (0: none): where the data reject the
-            estimates against least squares', ``fit`` runs a second outer phase from the rates where
-            training started (docs/method.md, "The second start").
+        restart_steps: outer steps of the second start (0: none): where the estimates differ from
+            least squares' (``FitResult.agrees``), ``fit`` runs a second outer phase from the rates
+            where training started (docs/method.md, "The second start").
         restart_resolve_steps: L-BFGS iterations of each of the second start's re-solves.
         precision: ``float64`` (JAX's x64 mode for this training only; the default) or
             ``float32`` (the demo trains no faster in it: its L-BFGS line searches take longer).

@@ -92,8 +92,8 @@ def diagnose(result: FitResult) -> Verdict:
     second = result.train.history.phase == PHASES.index("restart")
     if second.any():
         chosen = result.train.outer_point > result.config.outer_steps
-        warnings.append(f"the data rejected the outer phase's estimates, so a second start ran from the rates "
-                        f"training started from ({int(second.sum())} outer steps, docs/method.md, \"The second "
+        warnings.append(f"the outer phase's estimates differed from least squares', so a second start ran from "
+                        f"the rates training started from ({int(second.sum())} outer steps, docs/method.md, \"The second "
                         f"start\"); the point reported comes from it in {int((chosen & ok).sum())} of "
                         f"{int(ok.sum())} network(s)")
     status = "not_converged" if reasons else "ok"

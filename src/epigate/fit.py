@@ -162,12 +162,16 @@ class FitResult:
         return max(relative_gap(a, b) for a, b in zip(pinn, lsq))
 
     @property
+    def agrees(self) -> bool:
+        """R0 and every free rate within ``AGREEMENT`` of least squares', and the peak's day and size
+        within ``PEAK_AGREEMENT``."""
+        return self.largest_difference <= AGREEMENT and self.peak_difference <= PEAK_AGREEMENT
+
+    @property
     def rejected(self) -> bool:
         """The data reject the PINN's estimates against least squares' (likelihood ratio above
-        ``LR_LIMIT``) and the two differ: R0 or a free rate by more than ``AGREEMENT``, or the peak's
-        day or size by more than ``PEAK_AGREEMENT``. The fit has not converged."""
-        return not self.likelihood_ratio <= LR_LIMIT and (not self.largest_difference <= AGREEMENT
-                                                          or not self.peak_difference <= PEAK_AGREEMENT)
+        ``LR_LIMIT``) and the two differ (not :attr:`agrees`). The fit has not converged."""
+        return not self.likelihood_ratio <= LR_LIMIT and not self.agrees
 
 
 def relative_difference(value: float | None, reference: float | None) -> float | None:
@@ -260,7 +264,7 @@ def fit(obs: Observations, model: CompartmentalModel, cfg: TrainConfig, seeds: S
         raise TrainingDiverged(f"method {cfg.method}: every ensemble member diverged "
                                f"(first at step {result.diverged_step.min()})")
     fitted = _assemble(obs, model, cfg, assumptions, list(seeds), result, classical, t_start)
-    if cfg.outer_steps and cfg.restart_steps and fitted.rejected:
+    if cfg.outer_steps and cfg.restart_steps and not fitted.agrees:
         result = second_start(problem, cfg, fitted.train, progress=progress)
         fitted = _assemble(obs, model, cfg, assumptions, list(seeds), result, classical, t_start)
     return finish(fitted)
