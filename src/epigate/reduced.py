@@ -22,7 +22,9 @@ variables and the network only solves the ODE at fixed z. One outer step:
    The estimates stay inside least squares' search box (``classical.log_bounds``), so that the
    PINN searches where least squares does: a coordinate at a bound whose gradient points out of
    the box is held there for the step (an active set: the Newton step is solved without it), and
-   the step is projected onto the box (docs/method.md, "The search box").
+   the step is projected onto the box (docs/method.md, "The search box"). A coordinate that the
+   Newton step would carry out of the box moves by the cap towards that bound, apart from the
+   shortening, and the others take their Newton step given that move (:meth:`OuterSolver.bounded_step`).
 3. Re-solve: L-BFGS on the physics alone at the new z, from the current weights.
 4. Trust: if the residual left after the re-solve grew by more than ``RESIDUAL_GROWTH``, the network
    is falling behind the steps, and the Newton steps it computes next cannot be trusted as far: the
