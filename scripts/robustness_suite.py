@@ -152,7 +152,7 @@ def main():
     cases = [c for c in synthetic_cases() + shared_cases()
              if not args.only or any(part in c.name for part in args.only)][args.skip:]
     print(f"{len(cases)} cases; PINN {cfg.precision}, {cfg.pretrain_steps}+{cfg.adam_steps} Adam + "
-          f"{cfg.refine_steps} L-BFGS steps + {cfg.outer_steps} outer steps of {cfg.resolve_steps} (where rejected, a "
+          f"{cfg.refine_steps} L-BFGS steps + {cfg.outer_steps} outer steps of {cfg.resolve_steps} (where off least squares, a "
           f"second start: {cfg.restart_steps} of {cfg.restart_resolve_steps}), one network; "
           f"pass = R0, peak day and size within "
           f"{TOLERANCE:.0%} of least squares", flush=True)
