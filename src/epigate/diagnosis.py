@@ -93,8 +93,8 @@ def diagnose(result: FitResult) -> Verdict:
     if second.any():
         chosen = result.train.outer_point > result.config.outer_steps
         warnings.append(f"the outer phase's estimates differed from least squares', so a second start ran from "
-                        f"the rates training started from ({int(second.sum())} outer steps, docs/method.md, \"The second "
-                        f"start\"); the point reported comes from it in {int((chosen & ok).sum())} of "
+                        f"the rates training started from ({int(second.sum())} outer steps, docs/method.md, "
+                        f"\"The second start\"); the point reported comes from it in {int((chosen & ok).sum())} of "
                         f"{int(ok.sum())} network(s)")
     status = "not_converged" if reasons else "ok"
     return Verdict(status, tuple(reasons), tuple(warnings + reference_warnings(result) + pinn_bound_warnings(result)

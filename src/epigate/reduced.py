@@ -202,8 +202,8 @@ class OuterSolver:
 
     def bounded_step(self, lm: LinearModel, fidelity, z, cap):
         """The Newton step with the entries it would carry out of the box taken apart (docs/method.md,
-        "Estimates that leave the box"): (step of those entries (z,), the Newton step of the others
-        given it (z,), 0 at the ones taken apart).
+        "Estimates the step carries out of the box"): (step of those entries (z,), the Newton step
+        of the others given it (z,), 0 at the ones taken apart).
 
         An entry whose Newton step leaves the box (an initial value the data want at 0: its
         log-sensitivity vanishes there, so its log step is unbounded) moves by ``cap`` towards
