@@ -193,17 +193,12 @@ class OuterSolver:
         damp = DAMPING * jnp.diag(Hm) + 1e-30 + (1.0 - moving)  # unit diagonal where not moving: no step there
         return -jnp.linalg.solve(Hm + jnp.diag(damp), (g + H @ fixed) * moving) * moving + fixed * (1.0 - moving)
 
-    def newton_step(self, lm: LinearModel, fidelity, z):
-        """The outer log step (z,) from the point ``z`` (z,), before stretching: zero where not
-        estimated and where ``z`` is at a bound of the box with the gradient pointing out of it, d0
-        weighted by ``fidelity``."""
-        g, H, moving = self._newton_system(lm, fidelity, z)
-        return self._solve(g, H, moving, jnp.zeros_like(g))
-
     def bounded_step(self, lm: LinearModel, fidelity, z, cap):
-        """The Newton step with the entries it would carry out of the box taken apart (docs/method.md,
-        "Estimates the step carries out of the box"): (step of those entries (z,), the Newton step
-        of the others given it (z,), 0 at the ones taken apart).
+        """The outer log step from the point ``z`` (z,), before stretching, d0 weighted by
+        ``fidelity``, with the entries the Newton step would carry out of the box taken apart
+        (docs/method.md, "Estimates the step carries out of the box"): (step of those entries (z,),
+        the Newton step of the others given it (z,), 0 at the ones taken apart). Both are zero where
+        not estimated and where ``z`` is at a bound of the box with the gradient pointing out of it.
 
         An entry whose Newton step leaves the box (an initial value the data want at 0: its
         log-sensitivity vanishes there, so its log step is unbounded) moves by ``cap`` towards
